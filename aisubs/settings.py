@@ -1,0 +1,146 @@
+"""One settings object, built at start-up and passed down.
+
+Every value can be set from the environment with the ``AISUBS_`` prefix and ``__`` between
+nested sections, e.g. ``AISUBS_STORE__BACKEND=postgres`` or ``AISUBS_ASR__MODEL=small``.
+Nothing here is read at import time: call :func:`load_settings` (or build
+:class:`Settings` directly in tests) and pass the object to whoever needs it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import BaseModel, Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATA_DIR = Path("var")
+
+
+class StoreSettings(BaseModel):
+    """Where the durable job queue lives."""
+
+    backend: Literal["sqlite", "postgres"] = "sqlite"
+    sqlite_path: Path = DEFAULT_DATA_DIR / "aisubs.sqlite3"
+    # Direct or pooled (Supabase / pgbouncer) connection string.
+    postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/test"
+    pool_min_size: int = Field(1, ge=0)
+    pool_max_size: int = Field(8, ge=1)
+    connect_timeout_s: float = Field(5.0, gt=0)
+
+
+class QueueSettings(BaseModel):
+    """Queue rules: caps, leases and retry backoff (defaults from the seed)."""
+
+    default_priority: int = Field(5, ge=1, le=10)
+    max_running_per_owner: int = Field(2, ge=1)
+    max_queued_per_owner: int = Field(100, ge=1)
+    max_queued_total: int = Field(10_000, ge=1)
+    lease_seconds: float = Field(120.0, gt=0)
+    heartbeat_seconds: float = Field(20.0, gt=0)
+    max_attempts: int = Field(3, ge=1)
+    retry_min_seconds: float = Field(60.0, ge=0)
+    retry_max_seconds: float = Field(3600.0, ge=0)
+    retry_jitter: float = Field(0.1, ge=0, le=1)
+    # Seconds of compute per second of audio assumed before any job has finished.
+    default_compute_per_audio_second: float = Field(0.5, gt=0)
+    metrics_sample_seconds: float = Field(60.0, gt=0)
+    metrics_retention_days: float = Field(30.0, gt=0)
+
+
+class MediaSettings(BaseModel):
+    """Limits on what users may send, and where media and results are kept."""
+
+    storage_url: str = str(DEFAULT_DATA_DIR / "media")  # local dir or fsspec URL (gs://, s3://)
+    results_url: str = str(DEFAULT_DATA_DIR / "results")
+    max_upload_bytes: int = Field(2 * 1024**3, gt=0)
+    max_duration_s: float = Field(4 * 3600.0, gt=0)
+    fetch_timeout_s: float = Field(60.0, gt=0)
+    fetch_max_redirects: int = Field(5, ge=0)
+    # CIDRs that URL sources may resolve to even though they are private/loopback.
+    allow_networks: list[str] = Field(default_factory=list)
+    decode_chunk_s: float = Field(30.0, gt=0)
+
+
+class ASRSettings(BaseModel):
+    """Speech recognition engine and its options."""
+
+    engine: Literal["faster-whisper", "openai-whisper"] = "faster-whisper"
+    # A model name ("base", "small", "tiny.en") or a local directory / checkpoint path.
+    model: str = "base"
+    # Where bundled weights are assembled and converted checkpoints are cached.
+    cache_dir: Path = DEFAULT_DATA_DIR / "models"
+    allow_download: bool = False
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+    compute_type: str = "auto"  # int8 on CPU, float16 on GPU when "auto"
+    cpu_threads: int = Field(2, ge=0)
+    beam_size: int = Field(5, ge=1)
+    vad_filter: bool = True
+    word_timestamps: bool = True
+    batched: bool = False
+    batch_size: int = Field(8, ge=1)
+    condition_on_previous_text: bool = False
+    temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+
+
+class DiarizationSettings(BaseModel):
+    """Who-spoke-when backend."""
+
+    backend: Literal["embedded", "pyannote"] = "embedded"
+    # pyannote: a local pipeline directory (config.yaml + checkpoints) or a hub id with a token.
+    pyannote_pipeline: str | None = None
+    pyannote_token: str | None = None
+    max_speakers: int = Field(8, ge=1)
+    device: Literal["auto", "cpu", "cuda"] = "auto"
+
+
+class SubtitleSettings(BaseModel):
+    """Cue rules (Netflix timed-text guide defaults)."""
+
+    max_line_chars: int = Field(42, ge=10)
+    max_lines: int = Field(2, ge=1)
+    min_duration_s: float = Field(5 / 6, gt=0)
+    max_duration_s: float = Field(7.0, gt=0)
+    target_cps: float = Field(17.0, gt=0)
+    max_cps: float = Field(20.0, gt=0)
+    fps: float = Field(24.0, gt=0)
+    min_gap_frames: int = Field(2, ge=0)
+
+
+class ServeSettings(BaseModel):
+    """Ray Serve application: HTTP edge, deployments and autoscaling."""
+
+    host: str = "127.0.0.1"
+    port: int = 8000
+    transcriber_gpus: float = Field(0.25, ge=0)
+    diarizer_gpus: float = Field(0.25, ge=0)
+    min_replicas: int = Field(0, ge=0)
+    max_replicas: int = Field(5, ge=1)
+    jobs_per_replica: int = Field(2, ge=1)
+    runner_max_concurrent_jobs: int = Field(8, ge=1)
+    dispatch_interval_s: float = Field(1.0, gt=0)
+    # Priority a key may use when it was created without --max-priority.
+    default_max_priority: int = Field(5, ge=1, le=10)
+
+
+class Settings(BaseSettings):
+    """All settings of the service, nested by concern."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="AISUBS_",
+        env_nested_delimiter="__",
+        extra="forbid",
+    )
+
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    queue: QueueSettings = Field(default_factory=QueueSettings)
+    media: MediaSettings = Field(default_factory=MediaSettings)
+    asr: ASRSettings = Field(default_factory=ASRSettings)
+    diarization: DiarizationSettings = Field(default_factory=DiarizationSettings)
+    subtitles: SubtitleSettings = Field(default_factory=SubtitleSettings)
+    serve: ServeSettings = Field(default_factory=ServeSettings)
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build settings from the environment, with explicit overrides taking precedence."""
+    return Settings(**overrides)  # type: ignore[arg-type]
