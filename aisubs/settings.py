@@ -46,6 +46,10 @@ class QueueSettings(BaseModel):
     default_compute_per_audio_second: float = Field(0.5, gt=0)
     metrics_sample_seconds: float = Field(60.0, gt=0)
     metrics_retention_days: float = Field(30.0, gt=0)
+    # Retry-After (seconds) given with CapacityExceeded when a queued cap is hit.
+    capacity_retry_after_s: float = Field(30.0, gt=0)
+    # Audio length assumed for ETAs when a job's duration is unknown and none has finished.
+    eta_default_audio_seconds: float = Field(300.0, gt=0)
 
 
 class MediaSettings(BaseModel):
@@ -81,6 +85,8 @@ class ASRSettings(BaseModel):
     batch_size: int = Field(8, ge=1)
     condition_on_previous_text: bool = False
     temperatures: list[float] = Field(default_factory=lambda: [0.0, 0.2, 0.4, 0.6, 0.8, 1.0])
+    # Skip silences longer than this around suspected hallucinations (needs word timestamps).
+    hallucination_silence_threshold: float | None = Field(None, gt=0)
 
 
 class DiarizationSettings(BaseModel):
