@@ -4,6 +4,7 @@ Open one with :func:`aisubs.queue.factory.open_store` (``settings.store.backend`
 """
 
 from aisubs.queue.clock import Clock, ManualClock, system_clock
+from aisubs.queue.factory import open_store
 from aisubs.queue.models import (
     ApiKey,
     EventKind,
@@ -36,5 +37,6 @@ __all__ = [
     "Progress",
     "QueueMetricsSample",
     "QueueStats",
+    "open_store",
     "system_clock",
 ]
