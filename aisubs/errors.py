@@ -2,7 +2,7 @@
 
 Every error carries a stable machine-readable ``code`` and says whether retrying the
 same work can succeed (``retryable``). HTTP status codes are chosen only at the HTTP
-edge (``serve_app.errors``), never here.
+edge (``serve_app.http_errors``), never here.
 """
 
 from __future__ import annotations
@@ -41,6 +41,12 @@ class NotFound(AisubsError):
 
 class Unauthorized(AisubsError):
     code = "unauthorized"
+
+
+class Forbidden(AisubsError):
+    """The caller is known but may not do this (e.g. a priority above its key's maximum)."""
+
+    code = "forbidden"
 
 
 class Conflict(AisubsError):
