@@ -24,7 +24,7 @@ speed, but never past ``max_duration_s`` nor closer than the gap to the next cue
 are whole milliseconds (what SRT and WebVTT can express), the gap is rounded up and the
 maximum down, so checks on re-parsed files see the same numbers.
 
-Speaker labels. SRT has no voice tag, so with ``speaker_labels`` (the default) the first cue
+Speaker labels. SRT has no voice tag, so with ``speaker_labels`` (on by default) the first cue
 of each speaker turn carries :attr:`Cue.label` (``"SPEAKER_00:"``), shown before its first
 line by :meth:`Cue.display_lines`. Labels are only used when the transcript has two or
 more speakers. The label counts toward the line length: the builder leaves room for it. WebVTT
@@ -280,14 +280,16 @@ def _timed(plan: _Plan, spans: Sequence[tuple[int, int]]) -> list[Cue]:
 
 
 def build_cues(
-    transcript: Transcript, rules: SubtitleSettings, *, speaker_labels: bool = True
+    transcript: Transcript, rules: SubtitleSettings, *, speaker_labels: bool | None = None
 ) -> list[Cue]:
     """Subtitle cues for ``transcript`` following ``rules`` (see the module docstring).
 
-    With ``speaker_labels`` the first cue of each speaker turn carries a label for formats
-    without voice tags; the line limit includes it. Cues never mix speakers.
+    With speaker labels (``rules.speaker_labels`` unless ``speaker_labels`` overrides it)
+    the first cue of each speaker turn carries a label for formats without voice tags; the
+    line limit includes it. Cues never mix speakers.
     """
-    plan = _plan(transcript, rules, speaker_labels)
+    labels = rules.speaker_labels if speaker_labels is None else speaker_labels
+    plan = _plan(transcript, rules, labels)
     if not plan.tokens:
         return []
     return _timed(plan, _partition(plan))
