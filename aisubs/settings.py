@@ -111,6 +111,10 @@ class SubtitleSettings(BaseModel):
     max_cps: float = Field(20.0, gt=0)
     fps: float = Field(24.0, gt=0)
     min_gap_frames: int = Field(2, ge=0)
+    # SRT/TXT-style players have no voice tag: prefix "SPEAKER_00:" to the first cue of each
+    # speaker turn (only when there are two or more speakers). It counts toward line length
+    # and reading speed; WebVTT names speakers with <v> tags either way.
+    speaker_labels: bool = True
 
 
 class ServeSettings(BaseModel):
