@@ -43,5 +43,9 @@ test: $(STAMP) pg
 	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
 
+# Local Ray head (fake GPUs when none), the app on 127.0.0.1:8000, dashboard on :8265.
+serve: $(STAMP)
+	$(PY) scripts/serve.py
+
 clean:
 	rm -rf $(VENV) var .pytest_cache .mypy_cache .ruff_cache

@@ -98,6 +98,18 @@ class DiarizationSettings(BaseModel):
     pyannote_token: str | None = None
     max_speakers: int = Field(8, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
+    # Embedded backend (Silero VAD + Resemblyzer windows + Ward clustering); defaults were
+    # chosen on the AMI train excerpts, see aisubs/diarization/embedded.py.
+    cpu_threads: int = Field(2, ge=0)  # torch intra-op threads; 0 leaves torch's default
+    vad_threshold: float = Field(0.3, gt=0, lt=1)
+    vad_min_speech_s: float = Field(0.2, ge=0)
+    vad_min_silence_s: float = Field(0.15, ge=0)
+    vad_pad_s: float = Field(0.1, ge=0)
+    window_s: float = Field(1.5, gt=0)
+    hop_s: float = Field(0.5, gt=0)
+    cluster_threshold: float = Field(0.28, gt=0)
+    max_cluster_windows: int = Field(3000, ge=2)
+    min_turn_s: float = Field(0.3, ge=0)
 
 
 class SubtitleSettings(BaseModel):
@@ -124,11 +136,32 @@ class ServeSettings(BaseModel):
     port: int = 8000
     transcriber_gpus: float = Field(0.25, ge=0)
     diarizer_gpus: float = Field(0.25, ge=0)
+    # Logical CPUs each GPU replica reserves (a g2-standard-8 L4 node has 8).
+    transcriber_cpus: float = Field(1.0, ge=0)
+    diarizer_cpus: float = Field(1.0, ge=0)
+    # A remote stage that has not answered after base + per_audio_s * audio seconds is
+    # treated as lost (its replica died: Serve leaves such a request hanging) and retried.
+    stage_timeout_base_s: float = Field(300.0, gt=0)
+    stage_timeout_per_audio_s: float = Field(2.0, ge=0)
+    # True where the Ray autoscaler can add GPU nodes: /readyz then reports the models as
+    # able to start even while the cluster has no GPU (scaled to zero).
+    gpu_nodes_autoscale: bool = False
+    # How often a GPU replica re-reads its job row to notice cancellation or a lost lease.
+    cancel_check_s: float = Field(2.0, gt=0)
     min_replicas: int = Field(0, ge=0)
     max_replicas: int = Field(5, ge=1)
     jobs_per_replica: int = Field(2, ge=1)
     runner_max_concurrent_jobs: int = Field(8, ge=1)
     dispatch_interval_s: float = Field(1.0, gt=0)
+    # Backlog autoscaling (serve_app.autoscaling): how often the queue is read, how long
+    # the backlog must stay low before replicas are removed.
+    backlog_poll_s: float = Field(2.0, gt=0)
+    downscale_delay_s: float = Field(300.0, ge=0)
+    # Ask the Ray autoscaler for GPU nodes ahead of demand (request_resources), clamped to
+    # what max_gpu_nodes nodes of gpu_node_cpus CPUs and one GPU can hold.
+    request_resources: bool = False
+    max_gpu_nodes: int = Field(5, ge=0)
+    gpu_node_cpus: float = Field(8.0, gt=0)
     # Priority a key may use when it was created without --max-priority.
     default_max_priority: int = Field(5, ge=1, le=10)
 

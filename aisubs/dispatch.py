@@ -1,0 +1,76 @@
+"""Handing queued jobs to workers in queue order, as fast as worker slots free up.
+
+The dispatcher keeps no state of its own: how many jobs are in flight is read from the
+store (``running`` rows), so a restarted dispatcher carries on exactly where the old one
+stopped, and jobs claimed by a dispatcher that died are reaped when their leases expire.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+
+from aisubs.queue.models import Job
+from aisubs.queue.store import JobStore
+from aisubs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class DispatchReport:
+    requeued: int = 0
+    claimed: int = 0
+    running: int = 0
+    free_slots: int = 0
+    sampled: bool = False
+    jobs: list[Job] = field(default_factory=list)
+
+
+@dataclass
+class Dispatcher:
+    """One dispatch step at a time; the Ray deployment calls :meth:`step` in a loop and
+    hands the claimed jobs (``report.jobs``) to the runner."""
+
+    settings: Settings
+    store: JobStore
+    worker_instance: str = "dispatcher"
+    active_workers: Callable[[], int] = lambda: 0
+    clock: Callable[[], float] = time.monotonic
+    _next_sample: float = field(default=0.0, init=False)
+
+    @property
+    def capacity(self) -> int:
+        """Jobs in flight the cluster can hold at its largest (replicas x jobs each)."""
+        serve = self.settings.serve
+        return serve.max_replicas * serve.jobs_per_replica
+
+    def step(self) -> DispatchReport:
+        report = DispatchReport()
+        report.requeued = self.store.requeue_expired()
+        stats = self.store.stats()
+        report.running = stats.running
+        report.free_slots = max(0, self.capacity - stats.running)
+        if report.free_slots and stats.queued:
+            jobs = self.store.claim(
+                self.worker_instance,
+                limit=report.free_slots,
+                lease_seconds=self.settings.queue.lease_seconds,
+            )
+            report.jobs = jobs
+            report.claimed = len(jobs)
+        now = self.clock()
+        if now >= self._next_sample:
+            self._next_sample = now + self.settings.queue.metrics_sample_seconds
+            self.sample_metrics()
+            report.sampled = True
+        return report
+
+    def sample_metrics(self) -> None:
+        """Write a ``queue_metrics`` row and drop rows older than the retention."""
+        self.store.write_queue_metrics_sample(self.active_workers())
+        keep = timedelta(days=self.settings.queue.metrics_retention_days)
+        self.store.prune_queue_metrics(datetime.now(UTC) - keep)

@@ -1,0 +1,60 @@
+"""Cooperative cancellation for work running far from the job row.
+
+A GPU replica transcribing a chunk cannot be interrupted by the runner, but it can ask,
+between chunks, whether the job it works for is still its own. :class:`LeaseWatch` answers
+that from the durable store, at most once every ``interval`` seconds, so a cancelled job or
+one whose lease was taken over stops at the next chunk instead of running to the end.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+from uuid import UUID
+
+from aisubs.errors import AisubsError, NotFound
+from aisubs.queue.models import JobState
+from aisubs.queue.store import JobStore
+
+log = logging.getLogger(__name__)
+
+
+class LeaseWatch:
+    """Callable ``should_cancel()`` for one leased job."""
+
+    def __init__(
+        self,
+        store: JobStore,
+        job_id: UUID,
+        lease_token: str,
+        interval: float = 2.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        self._store = store
+        self._job_id = job_id
+        self._token = lease_token
+        self._interval = interval
+        self._clock = clock
+        self._next_check = clock() + interval
+        self._stopped = False
+
+    def __call__(self) -> bool:
+        if self._stopped:
+            return True
+        now = self._clock()
+        if now < self._next_check:
+            return False
+        self._next_check = now + self._interval
+        try:
+            job = self._store.get(self._job_id)
+        except NotFound:
+            self._stopped = True  # deleted
+        except AisubsError as exc:  # store briefly unreachable: keep working, lease decides
+            log.warning("cannot check job %s: %s", self._job_id, exc)
+            return False
+        else:
+            self._stopped = job.state is not JobState.RUNNING or job.lease_token != self._token
+        if self._stopped:
+            log.info("job %s is no longer ours; stopping at this chunk", self._job_id)
+        return self._stopped

@@ -1,0 +1,294 @@
+"""Running one leased job from fetch to fenced completion, independent of Ray.
+
+The Ray job-runner deployment is a thin shell around :class:`JobExecutor`: it supplies a
+:class:`StageBackend` whose ``transcribe`` and ``diarize`` call the warm-model deployments.
+Tests drive the same executor with in-process models. The executor owns the lease while it
+works: it heartbeats, records progress and stage events, stops when the job is cancelled or
+its lease is lost, and finishes with a single fenced ``complete`` or ``fail``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import tempfile
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, replace
+from pathlib import Path
+from typing import Any, Protocol, TypeVar
+
+import numpy as np
+
+from aisubs.asr.base import ASROptions
+from aisubs.errors import AisubsError, Cancelled, LeaseLost, NotFound, PipelineError
+from aisubs.media.decode import SAMPLE_RATE, decode_audio
+from aisubs.media.fetch import fetch_url
+from aisubs.media.storage import Storage, result_key
+from aisubs.pipeline import (
+    PipelineResult,
+    asr_options,
+    assemble,
+    diarization_hints,
+    stage_fraction,
+    translation_target,
+    validate_options,
+)
+from aisubs.queue.models import EventKind, Job, JobError, Progress
+from aisubs.queue.store import JobStore
+from aisubs.settings import Settings
+from aisubs.transcript import SpeakerTurn, Transcript
+
+log = logging.getLogger(__name__)
+
+UPLOAD_SCHEME = "upload://"
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What a remote stage needs to watch its job: id and the lease it runs under."""
+
+    job_id: str
+    token: str
+
+
+class StageBackend(Protocol):
+    """Where the model stages run (warm Ray deployments, or in-process models in tests)."""
+
+    def share(self, audio: np.ndarray) -> Any:
+        """Make ``audio`` available to the stages once (Ray: put it in the object store)."""
+
+    async def transcribe(self, shared: Any, options: ASROptions, lease: Lease) -> Transcript: ...
+
+    async def diarize(
+        self, shared: Any, hints: dict[str, int | None], lease: Lease
+    ) -> list[SpeakerTurn]: ...
+
+
+class _Stopped(Exception):
+    """The job stopped being ours (cancelled, deleted, lease lost) while we worked."""
+
+
+class JobExecutor:
+    """Runs leased jobs; one instance serves many concurrent jobs."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        store: JobStore,
+        storage: Storage,
+        stages: StageBackend,
+        worker_instance: str = "runner",
+    ):
+        self.settings = settings
+        self.store = store
+        self.storage = storage
+        self.stages = stages
+        self.worker_instance = worker_instance
+        self.base_asr_options = ASROptions.from_settings(settings.asr)
+
+    async def run(self, job: Job) -> str:
+        """Process ``job`` (already claimed: running, with a lease); return its final state.
+
+        Never raises for job-level problems: they end as ``fail`` (retried or final) in the
+        store. Returns "succeeded", "failed", "retrying" or "stopped".
+        """
+        assert job.lease_token is not None, "run() needs a claimed job"
+        lease = Lease(str(job.id), job.lease_token)
+        started = time.perf_counter()
+        stage = "fetch"
+        work = asyncio.current_task()
+        stop_reason: list[str] = []
+        heartbeat = asyncio.create_task(self._heartbeat(job, work, stop_reason))
+        log.info("job started", extra=self._log_extra(job))
+        try:
+
+            def enter(name: str) -> None:
+                nonlocal stage
+                stage = name
+
+            result = await self._execute(job, lease, enter)
+            keys = await self._store_results(job, result)
+            await self._call(
+                self.store.complete,
+                job.id,
+                job.lease_token,
+                keys,
+                compute_seconds=time.perf_counter() - started,
+                audio_duration_s=result.audio_duration_s,
+            )
+            log.info("job succeeded", extra=self._log_extra(job))
+            return "succeeded"
+        except (asyncio.CancelledError, Cancelled, LeaseLost, NotFound, _Stopped) as exc:
+            if isinstance(exc, asyncio.CancelledError) and not stop_reason:
+                raise  # the runner itself is shutting down: the lease will expire
+            log.info(
+                "job stopped (%s) during %s", stop_reason or exc, stage, extra=self._log_extra(job)
+            )
+            return "stopped"
+        except Exception as exc:
+            error = JobError.from_exception(exc, stage)
+            if not isinstance(exc, AisubsError):
+                log.exception("job failed in %s", stage, extra=self._log_extra(job))
+            try:
+                updated = await self._call(self.store.fail, job.id, job.lease_token, error)
+            except (LeaseLost, Cancelled, NotFound):
+                return "stopped"
+            log.info(
+                "job attempt failed: %s (%s)", error.code, updated.state, extra=self._log_extra(job)
+            )
+            return "failed" if updated.state.is_terminal else "retrying"
+        finally:
+            heartbeat.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await heartbeat
+
+    # ------------------------------------------------------------------ stages
+    async def _execute(
+        self, job: Job, lease: Lease, enter: Callable[[str], None]
+    ) -> PipelineResult:
+        options = job.options
+        validate_options(options)
+        enter("fetch")
+        async with self._event_stage(job, "fetch"), self._local_media(job) as path:
+            enter("decode")
+            async with self._event_stage(job, "decode"):
+                audio = await asyncio.to_thread(decode_audio, path, self.settings.media)
+        duration = len(audio) / SAMPLE_RATE
+        await self._progress(job, "decode", stage_fraction("decode", 1.0))
+
+        shared = self.stages.share(audio)
+        del audio  # the object store holds it now
+        timeout = (
+            self.settings.serve.stage_timeout_base_s
+            + self.settings.serve.stage_timeout_per_audio_s * duration
+        )
+        request = asr_options(options, self.base_asr_options)
+        enter("asr")
+        async with self._event_stage(job, "asr"):
+            asr_call = self._bounded(self.stages.transcribe(shared, request, lease), timeout, "asr")
+            if options.diarize:
+                diar_call = self._bounded(
+                    self.stages.diarize(shared, diarization_hints(options), lease),
+                    timeout,
+                    "diarization",
+                )
+                transcript, turns = await asyncio.gather(asr_call, diar_call)
+            else:
+                transcript, turns = await asr_call, None
+        if transcript.duration <= 0:
+            transcript.duration = duration
+
+        translated: Transcript | None = None
+        target = translation_target(options)
+        if target is not None:
+            enter("translate")
+            async with self._event_stage(job, "translate"):
+                translated = await self._bounded(
+                    self.stages.transcribe(
+                        shared, _translate_request(request, transcript.language), lease
+                    ),
+                    timeout,
+                    "translate",
+                )
+        enter("subtitles")
+        async with self._event_stage(job, "subtitles"):
+            return await asyncio.to_thread(
+                assemble, transcript, turns, options, self.settings.subtitles, translated
+            )
+
+    async def _store_results(self, job: Job, result: PipelineResult) -> dict[str, str]:
+        """Write every artifact under the job's fixed keys (a retry overwrites, never adds)."""
+
+        def write() -> dict[str, str]:
+            keys = {}
+            for fmt, text in result.outputs.items():
+                key = result_key(str(job.id), f"subtitles.{fmt}")
+                self.storage.put_bytes(key, text.encode("utf-8"))
+                keys[fmt] = key
+            return keys
+
+        return await asyncio.to_thread(write)
+
+    @asynccontextmanager
+    async def _local_media(self, job: Job) -> AsyncIterator[Path]:
+        """The job's media as a local file: a stored upload or a freshly fetched URL."""
+        if job.source.startswith(UPLOAD_SCHEME):
+            key = job.source[len(UPLOAD_SCHEME) :]
+            cm = self.storage.local_path(key)
+            path = await asyncio.to_thread(cm.__enter__)
+            try:
+                yield path
+            finally:
+                await asyncio.to_thread(cm.__exit__, None, None, None)
+            return
+        with tempfile.TemporaryDirectory(prefix="aisubs-fetch-") as tmp:
+            dest = Path(tmp) / "source"
+            await asyncio.to_thread(fetch_url, job.source, dest, self.settings.media)
+            yield dest
+
+    # ------------------------------------------------------------------ lease upkeep
+    async def _heartbeat(
+        self, job: Job, work: asyncio.Task[Any] | None, stop_reason: list[str]
+    ) -> None:
+        """Extend the lease until the work ends; stop the work if the job is no longer ours."""
+        assert job.lease_token is not None
+        interval = self.settings.queue.heartbeat_seconds
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self._call(self.store.heartbeat, job.id, job.lease_token)
+            except (Cancelled, LeaseLost, NotFound) as exc:
+                stop_reason.append(exc.code)
+                if work is not None:
+                    work.cancel()
+                return
+            except AisubsError as exc:  # store hiccup: try again next beat
+                log.warning("heartbeat failed: %s", exc, extra=self._log_extra(job))
+
+    async def _progress(self, job: Job, stage: str, fraction: float) -> None:
+        assert job.lease_token is not None
+        try:
+            await self._call(
+                self.store.progress, job.id, job.lease_token, Progress(stage, fraction)
+            )
+        except (Cancelled, LeaseLost, NotFound) as exc:
+            raise _Stopped(exc.code) from exc
+
+    @asynccontextmanager
+    async def _event_stage(self, job: Job, stage: str) -> AsyncIterator[None]:
+        started = time.perf_counter()
+        await self._progress(job, stage, stage_fraction(stage, 0.0))
+        await self._call(self.store.add_event, job.id, EventKind.STAGE_STARTED, {"stage": stage})
+        yield
+        await self._call(
+            self.store.add_event,
+            job.id,
+            EventKind.STAGE_FINISHED,
+            {"stage": stage, "seconds": round(time.perf_counter() - started, 3)},
+        )
+
+    async def _bounded(self, call: Awaitable[T], timeout: float, stage: str) -> T:
+        try:
+            return await asyncio.wait_for(call, timeout)
+        except TimeoutError:
+            raise PipelineError(
+                f"{stage} did not answer within {timeout:.0f} s (worker lost?)", stage=stage
+            ) from None
+
+    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await asyncio.to_thread(fn, *args, **kwargs)
+
+    def _log_extra(self, job: Job) -> dict[str, Any]:
+        return {
+            "job_id": str(job.id),
+            "attempt": job.attempts,
+            "worker_instance": self.worker_instance,
+        }
+
+
+def _translate_request(request: ASROptions, language: str | None) -> ASROptions:
+    return replace(request, task="translate", language=language or request.language)

@@ -1,0 +1,61 @@
+"""Bits every deployment shares: device facts, lease watching and the audio hand-off."""
+
+from __future__ import annotations
+
+import logging
+import os
+from typing import Any
+from uuid import UUID
+
+import numpy as np
+
+from aisubs.jobwatch import LeaseWatch
+from aisubs.queue.store import JobStore
+from aisubs.runner import Lease
+
+log = logging.getLogger(__name__)
+
+
+def gpu_facts() -> dict[str, Any]:
+    """Whether this process sees a real GPU, and how much memory it holds on it."""
+    try:
+        import torch
+    except ImportError:  # pragma: no cover - torch is a dependency
+        return {"gpu_visible": False}
+    if not torch.cuda.is_available():
+        return {
+            "gpu_visible": False,
+            "cuda_visible_devices": os.environ.get("CUDA_VISIBLE_DEVICES"),
+        }
+    free, total = torch.cuda.mem_get_info()
+    return {
+        "gpu_visible": True,
+        "gpu_name": torch.cuda.get_device_name(),
+        "torch_allocated_mb": torch.cuda.memory_allocated() / 2**20,
+        "torch_reserved_mb": torch.cuda.memory_reserved() / 2**20,
+        "device_used_mb": (total - free) / 2**20,
+        "device_total_mb": total / 2**20,
+    }
+
+
+def process_rss_mb() -> float:
+    """Resident memory of this replica's process."""
+    with open("/proc/self/statm") as f:
+        pages = int(f.read().split()[1])
+    return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
+
+
+def watch(store: JobStore | None, lease: Lease | None, interval: float) -> LeaseWatch | None:
+    if store is None or lease is None:
+        return None
+    return LeaseWatch(store, UUID(lease.job_id), lease.token, interval=interval)
+
+
+async def fetch_audio(shared: Any) -> np.ndarray:
+    """Audio handed over by the runner: ``[ObjectRef]`` (boxed so Serve does not resolve it
+    early) or a plain array (local testing mode)."""
+    if isinstance(shared, np.ndarray):
+        return shared
+    (ref,) = shared
+    audio: np.ndarray = await ref
+    return audio

@@ -1,0 +1,47 @@
+"""Diarizer deployment: warm speaker-diarization models per replica, GPU-fractional."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ray import serve
+
+from aisubs.settings import Settings
+from aisubs.transcript import SpeakerTurn
+from deployments.common import fetch_audio, gpu_facts, process_rss_mb, watch
+
+log = logging.getLogger(__name__)
+
+
+@serve.deployment(name="Diarizer", max_ongoing_requests=2, health_check_period_s=5)
+class Diarizer:
+    def __init__(self, settings: Settings):
+        from aisubs.diarization import load_diarizer
+        from aisubs.queue import open_store
+
+        self.settings = settings
+        started = time.perf_counter()
+        self.diarizer = load_diarizer(settings.diarization)
+        self.load_seconds = time.perf_counter() - started
+        self.store = open_store(settings)
+        log.info("Diarizer ready (%s) in %.1f s", settings.diarization.backend, self.load_seconds)
+
+    async def diarize(
+        self, shared: Any, hints: dict[str, int | None], lease: Any = None
+    ) -> list[SpeakerTurn]:
+        audio = await fetch_audio(shared)
+        should_cancel = watch(self.store, lease, self.settings.serve.cancel_check_s)
+        return await asyncio.to_thread(
+            lambda: self.diarizer.diarize(audio, should_cancel=should_cancel, **hints)
+        )
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "backend": self.settings.diarization.backend,
+            "load_seconds": self.load_seconds,
+            "rss_mb": process_rss_mb(),
+            **gpu_facts(),
+        }

@@ -1,0 +1,56 @@
+"""Transcriber deployment: a warm Whisper model per replica, GPU-fractional.
+
+The model loads once in ``__init__``; every request reuses it. Inference runs in a worker
+thread so the replica's event loop keeps answering health checks. Between chunks the
+engine asks a :class:`aisubs.jobwatch.LeaseWatch` whether the job is still ours, so a
+cancelled job stops within seconds instead of running to the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from typing import Any
+
+from ray import serve
+
+from aisubs.asr.base import ASROptions
+from aisubs.settings import Settings
+from aisubs.transcript import Transcript
+from deployments.common import fetch_audio, gpu_facts, process_rss_mb, watch
+
+log = logging.getLogger(__name__)
+
+
+@serve.deployment(name="Transcriber", max_ongoing_requests=2, health_check_period_s=5)
+class Transcriber:
+    def __init__(self, settings: Settings):
+        from aisubs.asr import load_asr_engine
+        from aisubs.queue import open_store
+
+        self.settings = settings
+        started = time.perf_counter()
+        self.engine = load_asr_engine(settings.asr)
+        self.load_seconds = time.perf_counter() - started
+        self.store = open_store(settings)
+        log.info(
+            "Transcriber ready: %s model %s loaded in %.1f s",
+            self.engine.name,
+            self.engine.model_name,
+            self.load_seconds,
+        )
+
+    async def transcribe(self, shared: Any, options: ASROptions, lease: Any = None) -> Transcript:
+        audio = await fetch_audio(shared)
+        should_cancel = watch(self.store, lease, self.settings.serve.cancel_check_s)
+        return await asyncio.to_thread(self.engine.transcribe, audio, options, None, should_cancel)
+
+    def info(self) -> dict[str, Any]:
+        return {
+            "engine": self.engine.name,
+            "model": self.engine.model_name,
+            "load_seconds": self.load_seconds,
+            "rss_mb": process_rss_mb(),
+            **gpu_facts(),
+        }

@@ -1,0 +1,100 @@
+"""``make serve``: a local Ray head plus the AI-Subs application, stopped by SIGINT/SIGTERM.
+
+Starts Ray in this process (so everything it started goes away with it), declares fake
+GPUs when the machine has none so the GPU-fractional deployments can schedule on a CPU
+machine, deploys ``serve_app.app:build_app`` on 127.0.0.1:8000 with the embedded defaults
+(SQLite, local files, bundled Whisper base) and keeps the dashboard on 127.0.0.1:8265.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import signal
+import sys
+import threading
+import time
+from pathlib import Path
+
+import typer
+
+log = logging.getLogger("aisubs.serve")
+
+
+def real_gpu_count() -> int:
+    try:
+        import torch
+
+        return int(torch.cuda.device_count())
+    except Exception:
+        return 0
+
+
+def main(
+    fake_gpus: int = typer.Option(2, help="GPUs to declare when the machine has none."),
+    num_cpus: int = typer.Option(
+        8, help="Logical CPUs for the local head (replicas reserve some)."
+    ),
+    dashboard_port: int = typer.Option(8265),
+) -> None:
+    logging.basicConfig(
+        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    os.environ.setdefault("RAY_AUTH_MODE", "disabled")
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Replicas import the project from the working tree, whatever their cwd.
+    root = str(Path(__file__).resolve().parents[1])
+    os.environ["PYTHONPATH"] = os.pathsep.join(p for p in (root, os.environ.get("PYTHONPATH")) if p)
+
+    import ray
+    from ray import serve
+
+    from aisubs.settings import load_settings
+    from serve_app.app import build_app
+
+    settings = load_settings()
+    gpus = real_gpu_count()
+    if gpus == 0:
+        log.warning("no GPU visible: declaring %d fake GPUs; models run on the CPU", fake_gpus)
+    if settings.asr.model == "base":
+        log.warning(
+            "ASR model: bundled Whisper base (offline default). Production uses 'small': "
+            "set AISUBS_ASR__MODEL=small (or a local model directory)."
+        )
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+
+    started = time.perf_counter()
+    ray.init(
+        num_cpus=num_cpus,
+        num_gpus=gpus or fake_gpus,
+        include_dashboard=True,
+        dashboard_host="127.0.0.1",
+        dashboard_port=dashboard_port,
+        runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}},
+    )
+    try:
+        serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
+        serve.run(build_app(), name="aisubs", route_prefix="/", blocking=False)
+        log.info(
+            "AI-Subs ready on http://%s:%d in %.1f s (dashboard http://127.0.0.1:%d)",
+            settings.serve.host,
+            settings.serve.port,
+            time.perf_counter() - started,
+            dashboard_port,
+        )
+        log.info("create an API key with: .venv/bin/aisubs apikey create --owner you")
+        stop.wait()
+        log.info("shutting down")
+    finally:
+        try:
+            serve.shutdown()
+        finally:
+            ray.shutdown()
+    sys.exit(0)
+
+
+if __name__ == "__main__":
+    typer.run(main)

@@ -1,0 +1,73 @@
+"""The application graph, wired in one place: ``serve run serve_app.app:build_app``.
+
+Ingress -> Dispatcher -> JobRunner -> {Transcriber, Diarizer}. Settings are built here,
+once, from the environment plus the ``settings`` argument of the Serve config, and passed
+to every deployment's constructor.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from ray.serve import Application
+
+from aisubs.settings import Settings
+from deployments.diarizer import Diarizer
+from deployments.runner import JobRunner
+from deployments.transcriber import Transcriber
+from serve_app.dispatcher import Dispatcher
+from serve_app.ingress import Ingress
+
+POLICY = "serve_app.autoscaling:BacklogAutoscalingPolicy"
+
+
+def autoscaling_config(settings: Settings, *, request_resources: bool) -> dict[str, Any]:
+    """Backlog-driven autoscaling for a GPU deployment (see serve_app.autoscaling)."""
+    serve = settings.serve
+    policy_kwargs: dict[str, Any] = {
+        "jobs_per_replica": serve.jobs_per_replica,
+        "downscale_delay_s": serve.downscale_delay_s,
+        "poll_interval_s": serve.backlog_poll_s,
+        # Only the store section travels: the controller reads the rest from its env.
+        "source_kwargs": {"settings": {"store": settings.store.model_dump(mode="json")}},
+    }
+    if request_resources and serve.request_resources:
+        policy_kwargs["resource_request"] = {
+            "per_replica": {
+                "GPU": serve.transcriber_gpus + serve.diarizer_gpus,
+                "CPU": serve.transcriber_cpus + serve.diarizer_cpus,
+            },
+            "max_nodes": serve.max_gpu_nodes,
+            "node": {"GPU": 1, "CPU": serve.gpu_node_cpus},
+        }
+    return {
+        "min_replicas": serve.min_replicas,
+        "max_replicas": serve.max_replicas,
+        "initial_replicas": serve.min_replicas,
+        "upscale_delay_s": 0,
+        "downscale_delay_s": 0,
+        "policy": {"policy_function": POLICY, "policy_kwargs": policy_kwargs},
+    }
+
+
+def build_app(args: dict[str, Any] | None = None) -> Application:
+    """Build the Serve application; ``args["settings"]`` overrides environment settings."""
+    overrides = dict((args or {}).get("settings") or {})
+    settings = Settings(**overrides)
+    serve = settings.serve
+    transcriber = Transcriber.options(
+        ray_actor_options={"num_gpus": serve.transcriber_gpus, "num_cpus": serve.transcriber_cpus},
+        max_ongoing_requests=serve.jobs_per_replica,
+        autoscaling_config=autoscaling_config(settings, request_resources=True),
+    ).bind(settings)
+    diarizer = Diarizer.options(
+        ray_actor_options={"num_gpus": serve.diarizer_gpus, "num_cpus": serve.diarizer_cpus},
+        max_ongoing_requests=serve.jobs_per_replica,
+        autoscaling_config=autoscaling_config(settings, request_resources=False),
+    ).bind(settings)
+    capacity = serve.max_replicas * serve.jobs_per_replica
+    runner = JobRunner.options(max_ongoing_requests=capacity + 1).bind(
+        settings, transcriber, diarizer
+    )
+    dispatcher = Dispatcher.bind(settings, runner)
+    return Ingress.bind(settings, dispatcher)

@@ -1,0 +1,101 @@
+"""Dispatcher deployment: one CPU replica feeding the job runner in queue order.
+
+A background task calls :meth:`aisubs.dispatch.Dispatcher.step` every
+``serve.dispatch_interval_s`` (sooner while it keeps finding work). The store is the only
+state: Serve replaces a crashed dispatcher and the new one simply carries on.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from ray import serve
+from ray.serve._private.common import ReplicaState
+from ray.serve.handle import DeploymentHandle
+
+from aisubs.dispatch import Dispatcher as DispatchCore
+from aisubs.dispatch import DispatchReport
+from aisubs.errors import AisubsError
+from aisubs.queue.models import Job
+from aisubs.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+def count_running_replicas(app_name: str, deployment: str) -> int:
+    """Running replicas of ``deployment`` as the Serve controller sees them."""
+    status = serve.status()
+    app = status.applications.get(app_name)
+    if app is None or deployment not in app.deployments:
+        return 0
+    return int(app.deployments[deployment].replica_states.get(ReplicaState.RUNNING, 0))
+
+
+@serve.deployment(name="Dispatcher", num_replicas=1, ray_actor_options={"num_cpus": 0.1})
+class Dispatcher:
+    def __init__(self, settings: Settings, runner: DeploymentHandle):
+        from aisubs.queue import open_store
+
+        context = serve.get_replica_context()
+        self.app_name = context.app_name
+        self.settings = settings
+        self.runner = runner
+        self.store = open_store(settings)
+        self.in_flight: set[asyncio.Task[Any]] = set()
+        self.workers = 0
+        self.core = DispatchCore(
+            settings=settings,
+            store=self.store,
+            worker_instance=f"dispatcher-{context.replica_id.unique_id}",
+            active_workers=lambda: self.workers,
+        )
+        self.last_report = DispatchReport()
+        self._loop = asyncio.get_event_loop().create_task(self._run())
+
+    def _launch(self, job: Job) -> None:
+        """Send a claimed job to the runner without waiting for it to finish."""
+        assert job.lease_token is not None
+        task = asyncio.ensure_future(self._follow(job, job.lease_token))
+        self.in_flight.add(task)
+        task.add_done_callback(self.in_flight.discard)
+
+    async def _follow(self, job: Job, lease_token: str) -> None:
+        try:
+            outcome = await self.runner.run.remote(str(job.id), lease_token)
+            log.debug("job %s: %s", job.id, outcome)
+        except Exception as exc:  # the runner replica died: the lease brings the job back
+            log.warning("runner call for job %s failed: %s", job.id, exc)
+
+    async def _run(self) -> None:
+        interval = self.settings.serve.dispatch_interval_s
+        while True:
+            try:
+                self.workers = await asyncio.to_thread(
+                    count_running_replicas, self.app_name, "Transcriber"
+                )
+                self.last_report = await asyncio.to_thread(self.core.step)
+                for job in self.last_report.jobs:
+                    self._launch(job)
+            except AisubsError as exc:
+                log.warning("dispatch step failed: %s", exc)
+            except Exception:
+                log.exception("dispatch step crashed")
+            busy = self.last_report.claimed > 0
+            await asyncio.sleep(interval / 4 if busy else interval)
+
+    async def status(self) -> dict[str, Any]:
+        r = self.last_report
+        return {
+            "requeued": r.requeued,
+            "claimed": r.claimed,
+            "running": r.running,
+            "free_slots": r.free_slots,
+            "in_flight_here": len(self.in_flight),
+            "active_workers": self.workers,
+        }
+
+    async def check_health(self) -> None:
+        if self._loop.done():
+            raise RuntimeError("dispatch loop stopped")

@@ -1,0 +1,84 @@
+"""Ingress deployment: the HTTP API (FastAPI) on Serve's proxy, CPU only, 1..N replicas.
+
+The FastAPI application is built inside the replica (``__serve_build_asgi_app__``) from
+state opened in ``__init__``, so nothing heavy happens at import or in the driver.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any
+
+import ray
+from fastapi import FastAPI
+from ray import serve
+from ray.serve.handle import DeploymentHandle
+
+from aisubs.settings import Settings
+from serve_app.dispatcher import count_running_replicas
+
+log = logging.getLogger(__name__)
+
+WORKER_DEPLOYMENTS = ("Transcriber", "Diarizer")
+
+
+@serve.deployment(name="Ingress", ray_actor_options={"num_cpus": 0.1})
+@serve.ingress()
+class Ingress:
+    def __init__(self, settings: Settings, dispatcher: DeploymentHandle):
+        from serve_app.api import ApiState
+
+        self.settings = settings
+        # Kept so the dispatcher is part of this application's graph (and for status).
+        self.dispatcher = dispatcher
+        self.app_name = serve.get_replica_context().app_name
+        self._replicas: dict[str, int] = {}
+        self._replicas_at = 0.0
+        self.state = ApiState.create(
+            settings,
+            active_workers=lambda: self._replica_counts().get("Transcriber", 0),
+            models_ready=self._models_ready,
+            gpu_visible=ray.cluster_resources().get("GPU", 0) > 0,
+        )
+
+    def __serve_build_asgi_app__(self) -> FastAPI:
+        from serve_app.api import create_api
+
+        return create_api(self.state)
+
+    def _replica_counts(self) -> dict[str, int]:
+        """Running worker replicas, cached for a few seconds (asked on every status call)."""
+        now = time.monotonic()
+        if now - self._replicas_at > 5.0:
+            try:
+                self._replicas = {
+                    name: count_running_replicas(self.app_name, name) for name in WORKER_DEPLOYMENTS
+                }
+            except Exception as exc:  # the controller is busy: answer with the last count
+                log.warning("cannot read replica counts: %s", exc)
+            self._replicas_at = now
+        return self._replicas
+
+    def _models_ready(self) -> dict[str, Any]:
+        """Warm replicas per model deployment; zero is fine when the cluster can start one."""
+        counts = self._replica_counts()
+        gpus = ray.cluster_resources().get("GPU", 0)
+        need = {
+            "Transcriber": self.settings.serve.transcriber_gpus,
+            "Diarizer": self.settings.serve.diarizer_gpus,
+        }
+        return {
+            name: {
+                "running_replicas": counts.get(name, 0),
+                "warm": counts.get(name, 0) > 0,
+                "can_start": counts.get(name, 0) > 0
+                or gpus >= need[name]
+                or self.settings.serve.gpu_nodes_autoscale,
+            }
+            for name in WORKER_DEPLOYMENTS
+        }
+
+    async def dispatcher_status(self) -> dict[str, Any]:
+        status: dict[str, Any] = await self.dispatcher.status.remote()
+        return status

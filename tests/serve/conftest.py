@@ -1,0 +1,135 @@
+"""One real local Ray cluster (fake GPUs) with the AI-Subs application, per test session.
+
+Starting Ray and Serve costs ~25 s, so every test here shares one cluster and one app.
+The app runs tiny.en (fast) with one worker slot, short leases and quick retries so the
+failover and ordering scenarios finish in seconds.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import time
+import wave
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import numpy as np
+import pytest
+from serve_support import DATA, Service
+
+REPO = Path(__file__).resolve().parents[2]
+APP = "aisubs"
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def app_settings(tmp: Path, port: int) -> dict[str, Any]:
+    return {
+        "store": {"backend": "sqlite", "sqlite_path": str(tmp / "queue.sqlite3")},
+        "media": {"storage_url": str(tmp / "media"), "results_url": str(tmp / "results")},
+        "asr": {"model": "tiny.en", "cache_dir": str(REPO / "var" / "models"), "beam_size": 1},
+        "queue": {
+            "lease_seconds": 8,
+            "heartbeat_seconds": 1,
+            "retry_min_seconds": 1,
+            "retry_max_seconds": 2,
+            "max_running_per_owner": 2,
+        },
+        "serve": {
+            "host": "127.0.0.1",
+            "port": port,
+            "min_replicas": 1,
+            "max_replicas": 1,
+            "jobs_per_replica": 1,
+            "transcriber_cpus": 0.25,
+            "diarizer_cpus": 0.25,
+            "stage_timeout_base_s": 20,
+            "stage_timeout_per_audio_s": 1,
+            "dispatch_interval_s": 0.2,
+            "backlog_poll_s": 0.5,
+            "downscale_delay_s": 2,
+            "cancel_check_s": 0.5,
+        },
+    }
+
+
+@pytest.fixture(scope="session")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
+    tmp = tmp_path_factory.mktemp("ray")
+    home = tmp / "home"
+    home.mkdir()
+    os.environ.update(
+        {
+            "RAY_AUTH_MODE": "disabled",
+            "HOME": str(home),
+            "RAY_TMPDIR": str(tmp),
+            "RAY_USAGE_STATS_ENABLED": "0",
+            "HF_HUB_OFFLINE": "1",
+        }
+    )
+    import ray
+
+    ray.init(
+        num_cpus=4,
+        num_gpus=2,
+        include_dashboard=False,
+        _temp_dir=str(tmp / "r"),
+        _node_ip_address="127.0.0.1",
+    )
+    yield tmp
+    from ray import serve
+
+    serve.shutdown()
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def service(ray_cluster: Path) -> Iterator[Service]:
+    from ray import serve
+
+    from aisubs.queue import open_store
+    from aisubs.settings import Settings
+    from serve_app.app import build_app
+
+    port = free_port()
+    settings = app_settings(ray_cluster, port)
+    serve.start(http_options={"host": "127.0.0.1", "port": port})
+    serve.run(build_app({"settings": settings}), name=APP, route_prefix="/", blocking=False)
+    with open_store(Settings(**settings)) as store:
+        _, key = store.create_api_key("alice", 9)
+        _, other = store.create_api_key("bob", 9)
+    svc = Service(f"http://127.0.0.1:{port}", settings, key, other)
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        try:
+            if svc.client.get("/healthz").status_code == 200:
+                break
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.5)
+    yield svc
+    serve.delete(APP)
+
+
+@pytest.fixture(scope="session")
+def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """About 45 s of real speech (English clips back to back) as a 16 kHz WAV."""
+    from aisubs.media.decode import decode_audio
+    from aisubs.settings import MediaSettings
+
+    clips = [DATA / "asr" / "jfk.flac", DATA / "diarization" / "sample.wav"]
+    audio = np.concatenate([decode_audio(c, MediaSettings()) for c in clips * 1])
+    path = tmp_path_factory.mktemp("clips") / "long.wav"
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    return path
