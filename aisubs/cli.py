@@ -111,7 +111,6 @@ def _transcribe(
 ) -> str:
     # Heavy imports here, not at module import: `aisubs --help` stays instant.
     from aisubs.asr import load_asr_engine
-    from aisubs.diarization import load_diarizer
     from aisubs.pipeline import LocalPipeline
     from aisubs.queue.models import JobOptions
 
@@ -136,7 +135,11 @@ def _transcribe(
     with Progress(*columns, console=err, transient=False) as bar:
         task = bar.add_task("loading", total=1.0)
         asr = load_asr_engine(settings.asr)
-        diarizer = load_diarizer(settings.diarization) if diarize else None
+        diarizer = None
+        if diarize:
+            from aisubs.diarization import load_diarizer
+
+            diarizer = load_diarizer(settings.diarization)
         pipeline = LocalPipeline(settings, asr, diarizer)
 
         def progress(stage: str, fraction: float) -> None:

@@ -292,3 +292,52 @@ class JobExecutor:
 
 def _translate_request(request: ASROptions, language: str | None) -> ASROptions:
     return replace(request, task="translate", language=language or request.language)
+
+
+class InProcessStages:
+    """:class:`StageBackend` over models loaded in this process (no Ray).
+
+    Used where one process does everything (tests, a single-node worker without Serve);
+    stages run in worker threads and stop at the next chunk once the job is not ours.
+    """
+
+    def __init__(
+        self,
+        asr: Any,
+        diarizer: Any,
+        store: JobStore | None = None,
+        cancel_check_s: float = 2.0,
+    ):
+        self.asr = asr
+        self.diarizer = diarizer
+        self.store = store
+        self.cancel_check_s = cancel_check_s
+
+    def share(self, audio: np.ndarray) -> Any:
+        return audio
+
+    def _watch(self, lease: Lease) -> Callable[[], bool] | None:
+        from uuid import UUID
+
+        from aisubs.jobwatch import LeaseWatch
+
+        if self.store is None:
+            return None
+        return LeaseWatch(self.store, UUID(lease.job_id), lease.token, self.cancel_check_s)
+
+    async def transcribe(self, shared: Any, options: ASROptions, lease: Lease) -> Transcript:
+        result: Transcript = await asyncio.to_thread(
+            self.asr.transcribe, shared, options, None, self._watch(lease)
+        )
+        return result
+
+    async def diarize(
+        self, shared: Any, hints: dict[str, int | None], lease: Lease
+    ) -> list[SpeakerTurn]:
+        if self.diarizer is None:
+            return []
+        watch = self._watch(lease)
+        turns: list[SpeakerTurn] = await asyncio.to_thread(
+            lambda: self.diarizer.diarize(shared, should_cancel=watch, **hints)
+        )
+        return turns
