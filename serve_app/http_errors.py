@@ -1,0 +1,207 @@
+"""Domain errors -> HTTP answers, decided here and nowhere else.
+
+Everything below the HTTP layer raises :mod:`aisubs.errors`; this module picks the status
+code, adds ``Retry-After`` / ``WWW-Authenticate`` where a client needs them, and gives every
+error (ours, FastAPI's validation errors, Starlette's 404/405, unexpected crashes) the same
+``{"error": {"code", "message"}}`` body. Unexpected exceptions are logged with their
+traceback and answered with a generic 500 that reveals nothing.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from aisubs.errors import (
+    AisubsError,
+    CapacityExceeded,
+    Conflict,
+    FetchFailed,
+    Forbidden,
+    InvalidRequest,
+    MediaError,
+    MediaTooLarge,
+    NotFound,
+    StoreUnavailable,
+    Unauthorized,
+)
+from serve_app.schemas import ErrorResponse
+
+log = logging.getLogger(__name__)
+
+# Seconds a client should wait before retrying when the job store is unreachable.
+STORE_RETRY_AFTER_S = 5
+
+# Looked up along the exception's MRO, so the most specific class wins.
+STATUS_BY_ERROR: Mapping[type[AisubsError], int] = {
+    InvalidRequest: 400,
+    MediaError: 400,  # forbidden_url, empty_media, undecodable_media...
+    FetchFailed: 400,  # at submit: the URL's host does not resolve
+    Unauthorized: 401,
+    Forbidden: 403,
+    NotFound: 404,
+    Conflict: 409,  # invalid_state, idempotency_conflict, not_ready, lease_lost
+    MediaTooLarge: 413,
+    CapacityExceeded: 429,
+    StoreUnavailable: 503,
+}
+
+_DESCRIPTIONS: Mapping[int, str] = {
+    400: "Invalid request (bad option, forbidden URL, empty upload...)",
+    401: "Missing or unknown API key",
+    403: "The API key does not allow this (e.g. `priority_not_allowed`)",
+    404: "No such job (or it belongs to another owner)",
+    409: "Conflicts with the job's state or an earlier request with the same idempotency key",
+    413: "Upload larger than the service accepts (`media_too_large`)",
+    415: "Unsupported request content type",
+    422: "Request validation failed",
+    429: "A queue cap was hit; retry after `Retry-After` seconds",
+    503: "The job store is unreachable; retry after `Retry-After` seconds",
+}
+
+_RETRY_AFTER_HEADER = {
+    "Retry-After": {
+        "description": "Seconds to wait before retrying.",
+        "schema": {"type": "integer", "minimum": 0},
+    }
+}
+_HEADERS: Mapping[int, Mapping[str, Any]] = {
+    401: {
+        "WWW-Authenticate": {
+            "description": "Authentication scheme (`Bearer`).",
+            "schema": {"type": "string"},
+        }
+    },
+    429: _RETRY_AFTER_HEADER,
+    503: _RETRY_AFTER_HEADER,
+}
+
+
+def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
+    """OpenAPI ``responses`` entries for the error statuses a route can answer."""
+    out: dict[int | str, dict[str, Any]] = {}
+    for status in statuses:
+        entry: dict[str, Any] = {
+            "model": ErrorResponse,
+            "description": _DESCRIPTIONS.get(status, "Error"),
+        }
+        if status in _HEADERS:
+            entry["headers"] = dict(_HEADERS[status])
+        out[status] = entry
+    return out
+
+
+def status_for(exc: AisubsError) -> int:
+    """HTTP status of a domain error; 500 for anything not meant for clients."""
+    for cls in type(exc).__mro__:
+        status = STATUS_BY_ERROR.get(cls)
+        if status is not None:
+            return status
+    return 500
+
+
+def error_json(
+    status: int,
+    code: str,
+    message: str,
+    *,
+    headers: Mapping[str, str] | None = None,
+    details: Sequence[Mapping[str, Any]] | None = None,
+) -> JSONResponse:
+    """The common error envelope."""
+    body: dict[str, Any] = {"code": code, "message": message}
+    if details is not None:
+        body["details"] = list(details)
+    return JSONResponse({"error": body}, status_code=status, headers=dict(headers or {}))
+
+
+def domain_error_response(exc: AisubsError) -> JSONResponse:
+    """Answer for a domain error raised by a route or a dependency."""
+    status = status_for(exc)
+    if status >= 500 and not isinstance(exc, StoreUnavailable):
+        log.error("unexpected domain error at the HTTP edge", exc_info=exc)
+        return error_json(500, "internal_error", "internal server error")
+    headers: dict[str, str] = {}
+    if isinstance(exc, Unauthorized):
+        headers["WWW-Authenticate"] = "Bearer"
+    elif isinstance(exc, CapacityExceeded):
+        headers["Retry-After"] = str(max(1, math.ceil(exc.retry_after)))
+    elif isinstance(exc, StoreUnavailable):
+        log.warning("job store unavailable: %s", exc)
+        headers["Retry-After"] = str(STORE_RETRY_AFTER_S)
+        return error_json(
+            503, exc.code, "the job store is unavailable; retry later", headers=headers
+        )
+    return error_json(status, exc.code, exc.message, headers=headers)
+
+
+def validation_details(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Pydantic/FastAPI error dicts reduced to JSON-safe ``loc``, ``msg`` and ``type``."""
+    return [
+        {
+            "loc": [p if isinstance(p, int) else str(p) for p in err.get("loc", ())],
+            "msg": str(err.get("msg", "")),
+            "type": str(err.get("type", "")),
+        }
+        for err in errors
+    ]
+
+
+def validation_error_response(errors: Iterable[Mapping[str, Any]]) -> JSONResponse:
+    details = validation_details(errors)
+    summary = "; ".join(
+        f"{'.'.join(str(p) for p in d['loc']) or 'request'}: {d['msg']}" for d in details[:5]
+    )
+    return error_json(
+        422,
+        "validation_error",
+        f"invalid request: {summary}" if summary else "invalid request",
+        details=details,
+    )
+
+
+_HTTP_CODES: Mapping[int, str] = {
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+async def _on_domain_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, AisubsError)
+    return domain_error_response(exc)
+
+
+async def _on_validation_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    return validation_error_response(exc.errors())
+
+
+async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"no route for {request.method} {request.url.path}"
+    return error_json(exc.status_code, code, message, headers=exc.headers)
+
+
+async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
+    return error_json(500, "internal_error", "internal server error")
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    """Route every kind of failure through the common envelope."""
+    app.add_exception_handler(AisubsError, _on_domain_error)
+    app.add_exception_handler(RequestValidationError, _on_validation_error)
+    app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(Exception, _on_unexpected)
