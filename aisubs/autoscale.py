@@ -194,6 +194,7 @@ class BacklogPoller:
         self._last_start = -math.inf
         self._thread: threading.Thread | None = None
         self.errors = 0
+        self._failing = False
 
     def latest(self) -> Backlog | None:
         """The newest reading (``None`` before the first succeeds); may start a new read."""
@@ -220,11 +221,16 @@ class BacklogPoller:
             reading: Backlog | None = Backlog(
                 queued=int(queued), running=int(running), observed_at=self._clock()
             )
-        except Exception:
-            logger.exception("reading the job backlog failed; keeping the previous value")
+        except Exception as exc:
+            # Full traceback for the first failure of a run, one line for the repeats.
+            if self._failing:
+                logger.warning("reading the job backlog still fails: %s", exc)
+            else:
+                logger.exception("reading the job backlog failed; keeping the previous value")
             reading = None
         with self._lock:
             self._started_at = None
+            self._failing = reading is None
             if reading is not None:
                 self._latest = reading
             else:
