@@ -393,29 +393,51 @@ class SqlJobStore(JobStore):
             return []
         now = self.clock()
         expires = self._lease_until(now, lease_seconds)
-        claimed: list[Job] = []
+        max_running = self.settings.max_running_per_owner
         with self._transaction("claim") as tx:
             self._requeue_expired(tx, now, limit=1000)
-            candidates = tx.all(
-                "claim_candidates",
-                now=self._t(now),
-                max_running=self.settings.max_running_per_owner,
-                limit=limit,
-            )
-            for cand in candidates:
-                row = tx.one(
-                    "claim_job",
-                    id=cand["id"],
-                    lease_token=secrets.token_urlsafe(18),
-                    lease_expires_at=self._t(expires),
-                    worker_instance=worker_instance,
+            # Walk the claim order; an owner's jobs taken earlier in this batch count
+            # against its running cap, exactly as if they were claimed one by one.
+            picked: list[Any] = []
+            taken: dict[str, int] = {}
+            offset, page = 0, max(2 * limit, 64)
+            while len(picked) < limit:
+                rows = tx.all(
+                    "claim_candidates",
                     now=self._t(now),
+                    max_running=max_running,
+                    limit=page,
+                    offset=offset,
                 )
-                if row is None:  # cancelled or deleted meanwhile
-                    continue
-                job = self._job(row)
-                self._event(tx, job.id, EventKind.CLAIMED, now, {})
-                claimed.append(job)
+                for row in rows:
+                    owner = row["owner"]
+                    if int(row["owner_running"]) + taken.get(owner, 0) >= max_running:
+                        continue
+                    taken[owner] = taken.get(owner, 0) + 1
+                    picked.append(row["id"])
+                    if len(picked) == limit:
+                        break
+                if len(rows) < page:
+                    break
+                offset += page
+            if not picked:
+                return []
+            tokens = {str(job_id): secrets.token_urlsafe(18) for job_id in picked}
+            rows = tx.all(
+                "claim_jobs",
+                tokens=self._json(tokens),
+                lease_expires_at=self._t(expires),
+                worker_instance=worker_instance,
+                now=self._t(now),
+            )
+            # Rows cancelled or deleted meanwhile are missing; keep the claim order.
+            got = {str(row["id"]): row for row in rows}
+            claimed = [self._job(got[str(job_id)]) for job_id in picked if str(job_id) in got]
+            tx.run(
+                "insert_claim_events",
+                tokens=self._json({str(j.id): j.lease_token for j in claimed}),
+                now=self._t(now),
+            )
         return claimed
 
     def heartbeat(self, job_id: UUID, lease_token: str, progress: Progress | None = None) -> Job:

@@ -94,7 +94,8 @@ class SqliteJobStore(SqlJobStore):
                 self.path,
                 timeout=self._busy_timeout_s,
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                check_same_thread=self.path != MEMORY,
+                # Each thread keeps its own connection; close() may run on another thread.
+                check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout_s * 1000)}")

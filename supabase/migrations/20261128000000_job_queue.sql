@@ -45,19 +45,47 @@ CREATE TABLE IF NOT EXISTS jobs (
 CREATE UNIQUE INDEX IF NOT EXISTS jobs_owner_idempotency ON jobs (owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 -- Claim order and position: (priority DESC, created_at, seq) inside a state.
-CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (state, priority DESC, created_at, seq);
-CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs (owner, state);
+-- audio_duration_s rides along so position() sums the audio ahead from the index alone.
+CREATE INDEX IF NOT EXISTS jobs_queue_order ON jobs (state, priority DESC, created_at, seq)
+    INCLUDE (audio_duration_s, owner);
+CREATE INDEX IF NOT EXISTS jobs_owner_state ON jobs (owner, state, priority, created_at, seq)
+    INCLUDE (audio_duration_s);
 CREATE INDEX IF NOT EXISTS jobs_owner_seq ON jobs (owner, seq DESC);
 CREATE INDEX IF NOT EXISTS jobs_running_lease ON jobs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX IF NOT EXISTS jobs_state_finished ON jobs (state, finished_at);
 
+-- Running jobs per owner, kept by a trigger on every state change so claim and position
+-- join a small table instead of counting running jobs each time.
+CREATE TABLE IF NOT EXISTS owner_load (
+    owner   text PRIMARY KEY,
+    running integer NOT NULL DEFAULT 0 CHECK (running >= 0)
+);
+
+CREATE OR REPLACE FUNCTION jobs_track_owner_load() RETURNS trigger
+LANGUAGE plpgsql SET search_path FROM CURRENT AS $$
+BEGIN
+    IF TG_OP <> 'INSERT' AND OLD.state = 'running'
+       AND (TG_OP = 'DELETE' OR NEW.state <> 'running') THEN
+        UPDATE owner_load SET running = running - 1 WHERE owner = OLD.owner;
+    END IF;
+    IF TG_OP <> 'DELETE' AND NEW.state = 'running'
+       AND (TG_OP = 'INSERT' OR OLD.state <> 'running') THEN
+        INSERT INTO owner_load (owner, running) VALUES (NEW.owner, 1)
+        ON CONFLICT (owner) DO UPDATE SET running = owner_load.running + 1;
+    END IF;
+    RETURN NULL;
+END $$;
+
+DROP TRIGGER IF EXISTS jobs_owner_load ON jobs;
+CREATE TRIGGER jobs_owner_load AFTER INSERT OR DELETE OR UPDATE OF state ON jobs
+    FOR EACH ROW EXECUTE FUNCTION jobs_track_owner_load();
+
 -- The claim ORDER KEY's inputs (see aisubs/queue/store.py): every queued job with the number
 -- of running jobs of its owner. Claim and position both read this view.
 CREATE OR REPLACE VIEW queued_in_order AS
-SELECT j.*, COALESCE(r.n, 0) AS owner_running
+SELECT j.*, COALESCE(o.running, 0) AS owner_running
 FROM jobs AS j
-LEFT JOIN (SELECT owner, count(*) AS n FROM jobs WHERE state = 'running' GROUP BY owner) AS r
-    ON r.owner = j.owner
+LEFT JOIN owner_load AS o ON o.owner = j.owner
 WHERE j.state = 'queued';
 
 CREATE TABLE IF NOT EXISTS job_events (
@@ -126,6 +154,7 @@ ALTER TABLE jobs ENABLE ROW LEVEL SECURITY;
 ALTER TABLE job_events ENABLE ROW LEVEL SECURITY;
 ALTER TABLE queue_metrics ENABLE ROW LEVEL SECURITY;
 ALTER TABLE api_keys ENABLE ROW LEVEL SECURITY;
+ALTER TABLE owner_load ENABLE ROW LEVEL SECURITY;
 
 DROP POLICY IF EXISTS jobs_select_own ON jobs;
 CREATE POLICY jobs_select_own ON jobs FOR SELECT TO authenticated

@@ -29,26 +29,27 @@ SELECT id, :now, :kind, attempts, COALESCE(:worker_instance, worker_instance), :
 FROM jobs WHERE id = :job_id;
 
 -- name: claim_candidates
--- ORDER KEY (priority DESC, owner_running, created_at, seq); an owner's jobs count against
--- its running cap in that order, so one batch never pushes an owner over the cap.
-SELECT id FROM (
-    SELECT id, priority, owner_running, created_at, seq,
-           ROW_NUMBER() OVER (PARTITION BY owner
-                              ORDER BY priority DESC, created_at, seq) AS owner_rank
-    FROM queued_in_order
-    WHERE not_before <= :now AND owner_running < :max_running
-) AS c
-WHERE owner_running + owner_rank <= :max_running
+-- The ORDER KEY (priority DESC, owner_running, created_at, seq) over claimable jobs; the
+-- store walks these rows and skips an owner once the batch brings it to its running cap.
+SELECT id, owner, owner_running FROM queued_in_order
+WHERE not_before <= :now AND owner_running < :max_running
 ORDER BY priority DESC, owner_running, created_at, seq
-LIMIT :limit;
+LIMIT :limit OFFSET :offset;
 
--- name: claim_job
-UPDATE jobs SET state = 'running', lease_token = :lease_token,
+-- name: claim_jobs
+-- :tokens is a JSON object {job id: fresh lease token}.
+UPDATE jobs SET state = 'running',
+                lease_token = (SELECT value FROM json_each(:tokens) WHERE key = jobs.id),
                 lease_expires_at = :lease_expires_at, worker_instance = :worker_instance,
                 attempts = attempts + 1, started_at = :now, updated_at = :now,
                 progress_stage = NULL, progress_fraction = NULL
-WHERE id = :id AND state = 'queued'
+WHERE id IN (SELECT key FROM json_each(:tokens)) AND state = 'queued'
 RETURNING *;
+
+-- name: insert_claim_events
+INSERT INTO job_events (job_id, at, kind, attempt, worker_instance, detail)
+SELECT j.id, :now, 'claimed', j.attempts, j.worker_instance, '{}'
+FROM json_each(:tokens) AS t JOIN jobs AS j ON j.id = t.key AND j.lease_token = t.value;
 
 -- name: heartbeat
 UPDATE jobs SET lease_expires_at = :lease_expires_at, updated_at = :now,
@@ -116,18 +117,48 @@ ORDER BY seq DESC LIMIT :limit;
 SELECT * FROM job_events WHERE job_id = :job_id ORDER BY id;
 
 -- name: position
--- Jobs ahead of :id by the ORDER KEY (same view and key as claim_candidates).
-WITH me AS (SELECT * FROM queued_in_order WHERE id = :id)
-SELECT COUNT(*) AS jobs_ahead,
-       COALESCE(SUM(k.audio_duration_s), 0.0) AS audio_ahead_known,
-       COUNT(*) - COUNT(k.audio_duration_s) AS audio_ahead_unknown
-FROM queued_in_order AS k, me
-WHERE k.priority >= me.priority
-  AND (k.priority > me.priority
-       OR k.owner_running < me.owner_running
-       OR (k.owner_running = me.owner_running
-           AND (k.created_at < me.created_at
-                OR (k.created_at = me.created_at AND k.seq < me.seq))));
+-- Jobs ahead of the given job by the ORDER KEY (priority DESC, owner_running, created_at, seq),
+-- i.e. exactly the rows claim_candidates would return before it, ignoring not_before and the
+-- running cap. Written as index range counts instead of one scan of the whole queue:
+--   higher priority  +  same priority and earlier
+--   - earlier ones whose owner has MORE running jobs (they sort after this job)
+--   + later ones whose owner has FEWER running jobs (they sort before it; only when the
+--     job's owner has running jobs: all later ones, minus those of owners with as many).
+-- Only owners with running jobs (owner_load) need a per-owner look-up. CROSS JOIN fixes the
+-- join order for SQLite (its planner may otherwise scan all queued jobs first).
+WITH me AS (SELECT priority, owner_running AS r, created_at, seq
+            FROM queued_in_order WHERE id = :id)
+SELECT COALESCE(SUM(sign * n), 0) AS jobs_ahead,
+       COALESCE(SUM(sign * audio), 0.0) AS audio_ahead_known,
+       COALESCE(SUM(sign * (n - known)), 0) AS audio_ahead_unknown
+FROM (
+    SELECT 1 AS sign, COUNT(*) AS n, COUNT(j.audio_duration_s) AS known,
+           COALESCE(SUM(j.audio_duration_s), 0.0) AS audio
+    FROM me CROSS JOIN jobs AS j
+    WHERE j.state = 'queued' AND j.priority > me.priority
+    UNION ALL
+    SELECT 1, COUNT(*), COUNT(j.audio_duration_s), COALESCE(SUM(j.audio_duration_s), 0.0)
+    FROM me CROSS JOIN jobs AS j
+    WHERE j.state = 'queued' AND j.priority = me.priority
+      AND (j.created_at, j.seq) < (me.created_at, me.seq)
+    UNION ALL
+    SELECT -1, COUNT(*), COUNT(j.audio_duration_s), COALESCE(SUM(j.audio_duration_s), 0.0)
+    FROM me CROSS JOIN owner_load AS o CROSS JOIN jobs AS j
+    WHERE o.running > me.r AND j.owner = o.owner
+      AND j.state = 'queued' AND j.priority = me.priority
+      AND (j.created_at, j.seq) < (me.created_at, me.seq)
+    UNION ALL
+    SELECT 1, COUNT(*), COUNT(j.audio_duration_s), COALESCE(SUM(j.audio_duration_s), 0.0)
+    FROM me CROSS JOIN jobs AS j
+    WHERE me.r > 0 AND j.state = 'queued' AND j.priority = me.priority
+      AND (j.created_at, j.seq) > (me.created_at, me.seq)
+    UNION ALL
+    SELECT -1, COUNT(*), COUNT(j.audio_duration_s), COALESCE(SUM(j.audio_duration_s), 0.0)
+    FROM me CROSS JOIN owner_load AS o CROSS JOIN jobs AS j
+    WHERE me.r > 0 AND o.running >= me.r AND j.owner = o.owner
+      AND j.state = 'queued' AND j.priority = me.priority
+      AND (j.created_at, j.seq) > (me.created_at, me.seq)
+) AS parts;
 
 -- name: running_remaining
 SELECT COALESCE(SUM(audio_duration_s * (1.0 - COALESCE(progress_fraction, 0.0))), 0.0)

@@ -40,19 +40,50 @@ CREATE TABLE jobs (
 CREATE UNIQUE INDEX jobs_owner_idempotency ON jobs (owner, idempotency_key)
     WHERE idempotency_key IS NOT NULL;
 -- Claim order and position: (priority DESC, created_at, seq) inside a state.
-CREATE INDEX jobs_queue_order ON jobs (state, priority DESC, created_at, seq);
-CREATE INDEX jobs_owner_state ON jobs (owner, state);
+-- audio_duration_s rides along so position() sums the audio ahead from the index alone.
+CREATE INDEX jobs_queue_order ON jobs (state, priority DESC, created_at, seq, audio_duration_s);
+CREATE INDEX jobs_owner_state ON jobs (owner, state, priority, created_at, seq, audio_duration_s);
 CREATE INDEX jobs_owner_seq ON jobs (owner, seq DESC);
 CREATE INDEX jobs_running_lease ON jobs (lease_expires_at) WHERE state = 'running';
 CREATE INDEX jobs_state_finished ON jobs (state, finished_at);
 
+-- Running jobs per owner, kept by triggers on every state change so claim and position
+-- join a small table instead of counting running jobs each time.
+CREATE TABLE owner_load (
+    owner   TEXT    PRIMARY KEY,
+    running INTEGER NOT NULL DEFAULT 0 CHECK (running >= 0)
+) WITHOUT ROWID;
+
+CREATE TRIGGER jobs_running_insert AFTER INSERT ON jobs WHEN NEW.state = 'running'
+BEGIN
+    INSERT INTO owner_load (owner, running) VALUES (NEW.owner, 1)
+    ON CONFLICT (owner) DO UPDATE SET running = running + 1;
+END;
+
+CREATE TRIGGER jobs_running_start AFTER UPDATE OF state ON jobs
+WHEN NEW.state = 'running' AND OLD.state <> 'running'
+BEGIN
+    INSERT INTO owner_load (owner, running) VALUES (NEW.owner, 1)
+    ON CONFLICT (owner) DO UPDATE SET running = running + 1;
+END;
+
+CREATE TRIGGER jobs_running_stop AFTER UPDATE OF state ON jobs
+WHEN OLD.state = 'running' AND NEW.state <> 'running'
+BEGIN
+    UPDATE owner_load SET running = running - 1 WHERE owner = OLD.owner;
+END;
+
+CREATE TRIGGER jobs_running_delete AFTER DELETE ON jobs WHEN OLD.state = 'running'
+BEGIN
+    UPDATE owner_load SET running = running - 1 WHERE owner = OLD.owner;
+END;
+
 -- The claim ORDER KEY's inputs (see aisubs/queue/store.py): every queued job with the number
 -- of running jobs of its owner. Claim and position both read this view.
 CREATE VIEW queued_in_order AS
-SELECT j.*, COALESCE(r.n, 0) AS owner_running
+SELECT j.*, COALESCE(o.running, 0) AS owner_running
 FROM jobs AS j
-LEFT JOIN (SELECT owner, COUNT(*) AS n FROM jobs WHERE state = 'running' GROUP BY owner) AS r
-    ON r.owner = j.owner
+LEFT JOIN owner_load AS o ON o.owner = j.owner
 WHERE j.state = 'queued';
 
 CREATE TABLE job_events (

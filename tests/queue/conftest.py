@@ -1,0 +1,142 @@
+"""Fixtures of the queue tests: every contract test runs against SQLite and PostgreSQL.
+
+PostgreSQL tests use 127.0.0.1:5432 (trust auth, database ``test``) in a fresh schema per
+test session, emptied before each test. Without a server they skip, unless ``CI`` is set:
+then they fail, so CI can never silently stop testing PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import uuid
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from aisubs.queue.clock import ManualClock
+from aisubs.queue.postgres_store import PostgresJobStore
+from aisubs.queue.sqlite_store import SqliteJobStore
+from aisubs.queue.store import JobStore
+from aisubs.settings import QueueSettings, StoreSettings
+
+CANDIDATE_DSNS = [
+    os.environ.get("AISUBS_TEST_PG_DSN", ""),
+    "postgresql://postgres@127.0.0.1:5432/test",
+    "postgresql://root@127.0.0.1:5432/test",
+]
+TABLES = ["job_events", "jobs", "owner_load", "queue_metrics", "api_keys"]
+
+# Small, deterministic queue rules for tests (no jitter unless a test asks for it).
+TEST_QUEUE = {
+    "retry_min_seconds": 10.0,
+    "retry_max_seconds": 100.0,
+    "retry_jitter": 0.0,
+    "lease_seconds": 60.0,
+}
+
+StoreFactory = Callable[..., JobStore]
+
+
+def _find_dsn() -> tuple[str | None, str]:
+    errors = []
+    for dsn in filter(None, CANDIDATE_DSNS):
+        try:
+            with psycopg.connect(dsn, connect_timeout=3) as conn:
+                conn.execute("SELECT 1")
+            return dsn, ""
+        except psycopg.Error as exc:
+            errors.append(f"{dsn}: {exc}".strip())
+    return None, "; ".join(errors)
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    dsn, why = _find_dsn()
+    if dsn is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI but unreachable: {why}")
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({why})")
+    return dsn
+
+
+def drop_schema(dsn: str, schema: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+@pytest.fixture(scope="session")
+def pg_schema(pg_dsn: str) -> Iterator[str]:
+    """A schema of our own for this test session, migrated once, dropped at the end."""
+    schema = f"test_queue_{uuid.uuid4().hex[:10]}"
+    PostgresJobStore(pg_dsn, QueueSettings(), schema=schema).close()
+    yield schema
+    drop_schema(pg_dsn, schema)
+
+
+def truncate(dsn: str, schema: str) -> None:
+    with psycopg.connect(dsn, autocommit=True) as conn:
+        conn.execute(
+            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
+                sql.SQL(", ").join(sql.Identifier(schema, t) for t in TABLES)
+            )
+        )
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def backend(request: pytest.FixtureRequest) -> str:
+    if request.param == "postgres":
+        request.applymarker(pytest.mark.postgres)
+    return str(request.param)
+
+
+@pytest.fixture
+def make_store(
+    backend: str, request: pytest.FixtureRequest, tmp_path: Path, clock: ManualClock
+) -> Iterator[StoreFactory]:
+    """Build stores on one fresh database: ``make_store(max_running_per_owner=1)``.
+
+    Every store of a test shares the same database (SQLite file or emptied PG schema).
+    """
+    opened: list[JobStore] = []
+    if backend == "postgres":
+        dsn = request.getfixturevalue("pg_dsn")
+        schema = request.getfixturevalue("pg_schema")
+        truncate(dsn, schema)
+
+    def factory(*, seed: int = 0, **queue: Any) -> JobStore:
+        settings = QueueSettings(**{**TEST_QUEUE, **queue})
+        store: JobStore
+        if backend == "sqlite":
+            store = SqliteJobStore(
+                tmp_path / "queue.sqlite3", settings, clock=clock, rng=random.Random(seed)
+            )
+        else:
+            store = PostgresJobStore(
+                dsn,
+                settings,
+                store_settings=StoreSettings(backend="postgres", pool_min_size=1, pool_max_size=4),
+                schema=schema,
+                clock=clock,
+                rng=random.Random(seed),
+            )
+        opened.append(store)
+        return store
+
+    yield factory
+    for store in opened:
+        store.close()
+
+
+@pytest.fixture
+def store(make_store: StoreFactory) -> JobStore:
+    return make_store()
