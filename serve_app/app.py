@@ -28,8 +28,16 @@ def autoscaling_config(settings: Settings, *, request_resources: bool) -> dict[s
         "jobs_per_replica": serve.jobs_per_replica,
         "downscale_delay_s": serve.downscale_delay_s,
         "poll_interval_s": serve.backlog_poll_s,
-        # Only the store section travels: the controller reads the rest from its env.
-        "source_kwargs": {"settings": {"store": settings.store.model_dump(mode="json")}},
+        # Never the DSN (it would show in Serve's config and status): the controller reads
+        # AISUBS_STORE__POSTGRES_DSN from its own environment.
+        "source_kwargs": {
+            "settings": {
+                "store": {
+                    "backend": settings.store.backend,
+                    "sqlite_path": str(settings.store.sqlite_path),
+                }
+            }
+        },
     }
     if request_resources and serve.request_resources:
         policy_kwargs["resource_request"] = {
