@@ -123,7 +123,10 @@ class ApiState:
         with self._lock:
             store, self._store = self._store, None
         if store is not None:
-            store.close()
+            try:
+                store.close()
+            except Exception:  # shutdown must go on; the process is ending anyway
+                log.warning("closing the job store failed", exc_info=True)
 
 
 def create_api(state: ApiState) -> FastAPI:
