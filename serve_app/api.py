@@ -20,7 +20,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from fastapi import FastAPI
+from fastapi import Depends, FastAPI
 
 from aisubs.errors import StoreUnavailable
 from aisubs.media.storage import Storage
@@ -133,9 +133,11 @@ def create_api(state: ApiState) -> FastAPI:
     """Build the FastAPI application over ``state`` (routes, error handlers, OpenAPI)."""
     from serve_app.http_errors import install_error_handlers
     from serve_app.routes import health, jobs, queue
+    from serve_app.routes.strict_query import reject_unknown_query_params
     from serve_app.routes.uploads import install_submit_openapi
 
     app = FastAPI(
+        dependencies=[Depends(reject_unknown_query_params)],
         title=API_TITLE,
         version=API_VERSION,
         description=(

@@ -9,6 +9,7 @@ from api_support import Api, ApiFactory, make_settings
 from fastapi.testclient import TestClient
 
 from aisubs.errors import StoreUnavailable
+from aisubs.queue import JobStore, QueueStats
 from serve_app.api import ApiState, create_api
 
 
@@ -125,7 +126,7 @@ def test_store_reconnects_after_an_outage(tmp_path: Path) -> None:
     settings = make_settings(tmp_path)
     from aisubs.queue import open_store
 
-    def flaky_open():  # type: ignore[no-untyped-def]
+    def flaky_open() -> JobStore:
         attempts.append(1)
         if len(attempts) == 1:
             raise StoreUnavailable("database starting")
@@ -159,7 +160,7 @@ def test_unknown_route_and_method_use_the_envelope(api: Api) -> None:
 def test_unexpected_errors_are_500_without_details(make_api: ApiFactory) -> None:
     api = make_api(raise_server_exceptions=False)
 
-    def broken_stats():  # type: ignore[no-untyped-def]
+    def broken_stats() -> QueueStats:
         raise RuntimeError("secret internals: /srv/db password=hunter2")
 
     api.store.stats = broken_stats  # type: ignore[method-assign]
@@ -183,3 +184,13 @@ def test_openapi_documents_both_submit_bodies_and_the_error_envelope(api: Api) -
         assert ref.endswith("/ErrorResponse")
     assert "Retry-After" in submit["responses"]["429"]["headers"]
     assert spec["components"]["securitySchemes"]["ApiKey"]["scheme"] == "bearer"
+
+
+def test_unknown_query_parameters_are_refused(api: Api) -> None:
+    job_id = api.upload().json()["id"]
+    r = api.client.delete(f"/v1/jobs/{job_id}?purg=true", headers=api.auth())
+    assert r.status_code == 422
+    assert r.json()["error"]["details"][0]["loc"] == ["query", "purg"]
+    assert api.client.get(f"/v1/jobs/{job_id}", headers=api.auth()).json()["state"] == "queued"
+    ok = api.client.get("/v1/jobs", params={"state": "queued", "limit": 5}, headers=api.auth())
+    assert ok.status_code == 200

@@ -8,7 +8,7 @@ from uuid import UUID, uuid4
 import pysubs2
 import pytest
 import webvtt
-from api_support import Api
+from api_support import Api, ApiFactory
 
 from aisubs.media.storage import result_key
 from aisubs.queue.models import Job, JobError
@@ -71,7 +71,7 @@ def test_running_job_shows_stage_progress_and_no_position(api: Api) -> None:
     assert body["timings"]["started_at"] is not None
 
 
-def test_failed_job_reports_its_error(make_api) -> None:  # type: ignore[no-untyped-def]
+def test_failed_job_reports_its_error(make_api: ApiFactory) -> None:
     api = make_api(queue={"max_attempts": 1})
     job_id = submit(api)
     [job] = api.store.claim("worker-1")

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 from uuid import UUID
 
 import pytest
@@ -12,7 +13,7 @@ from aisubs.queue.models import JobState
 from serve_app.routes.uploads import UPLOAD_SCHEME
 
 
-def error_code(response) -> str:  # type: ignore[no-untyped-def]
+def error_code(response: Any) -> str:
     return str(response.json()["error"]["code"])
 
 
