@@ -6,7 +6,9 @@ Settings that keep long audio honest (both failure modes were measured on a 138 
   temperature fallback, so one bad window cannot seed repeated text in the next ones;
 * the batched pipeline decodes *with* timestamps (its default ``without_timestamps=True``
   turns each 30 s window into a single segment that often stops after its first sentence,
-  silently dropping the rest of the window).
+  silently dropping the rest of the window) and over VAD chunks of at most 15 s
+  (``ASROptions.batch_chunk_s``): it never seeks inside a chunk, so an early end-of-text
+  loses the remainder, which 30 s chunks still did on a phone call.
 
 The model is loaded once in the constructor and reused; calls are sequential.
 """
@@ -14,7 +16,6 @@ The model is loaded once in the constructor and reused; calls are sequential.
 from __future__ import annotations
 
 import logging
-import math
 from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
@@ -29,14 +30,13 @@ from aisubs.asr.base import (
     raise_if_cancelled,
 )
 from aisubs.asr.bundled import resolve_model
+from aisubs.asr.chunking import plan_cuts
 from aisubs.errors import ModelError
 from aisubs.media.decode import SAMPLE_RATE
 from aisubs.settings import ASRSettings
 from aisubs.transcript import Segment, Transcript, Word
 
 log = logging.getLogger(__name__)
-
-WINDOW_S = 30  # Whisper's receptive field
 
 
 def pick_device(device: str) -> str:
@@ -125,15 +125,17 @@ class FasterWhisperEngine:
         kwargs = self._common_kwargs(options)
         if options.batched:
             if not options.vad_filter:
-                # Batched decoding needs clip boundaries; without VAD use plain windows.
-                total = audio.size / SAMPLE_RATE
+                # Batched decoding needs clip boundaries; without VAD cut at quiet points.
+                ends = plan_cuts(audio, options.batch_chunk_s)
+                starts = [0, *ends[:-1]]
                 kwargs["clip_timestamps"] = [
-                    {"start": float(s), "end": float(min(s + WINDOW_S, total))}
-                    for s in range(0, max(1, math.ceil(total)), WINDOW_S)
+                    {"start": a / SAMPLE_RATE, "end": b / SAMPLE_RATE}
+                    for a, b in zip(starts, ends, strict=True)
                 ]
             return self._batched.transcribe(
                 audio,
                 batch_size=options.batch_size,
+                chunk_length=options.batch_chunk_s,
                 without_timestamps=False,
                 **kwargs,
             )

@@ -31,6 +31,7 @@ from aisubs.asr.base import (
     raise_if_cancelled,
 )
 from aisubs.asr.bundled import resolve_model
+from aisubs.asr.chunking import plan_cuts
 from aisubs.asr.openai_checkpoint import build_model, cached_checkpoint, load_checkpoint
 from aisubs.errors import ModelError, ModelNotFound
 from aisubs.media.decode import SAMPLE_RATE
@@ -40,46 +41,11 @@ from aisubs.transcript import Segment, Transcript, Word
 log = logging.getLogger(__name__)
 
 PIECE_S = 120.0  # audio per whisper.transcribe call: the cancellation/progress granularity
-_CUT_SEARCH_S = 5.0  # look this far back from a piece end for a quiet cut point
-_FRAME = SAMPLE_RATE // 20  # 50 ms energy frames for quiet cut points
 
 
 def _whisper_download_root() -> Path:
     default = os.path.join(os.path.expanduser("~"), ".cache")
     return Path(os.getenv("XDG_CACHE_HOME", default)) / "whisper"
-
-
-def _quiet_point(audio: np.ndarray, lo: int, hi: int) -> int:
-    """Sample index of the quietest 50 ms frame in [lo, hi) (a place no word is cut)."""
-    n = (hi - lo) // _FRAME
-    if n <= 1:
-        return hi
-    frames = audio[lo : lo + n * _FRAME].reshape(n, _FRAME)
-    return lo + int(np.argmin(np.mean(frames**2, axis=1))) * _FRAME + _FRAME // 2
-
-
-def plan_pieces(audio: np.ndarray, boundaries: list[int], piece_s: float = PIECE_S) -> list[int]:
-    """Cut points (sample indices, ending with len(audio)) splitting audio into pieces.
-
-    Prefers ``boundaries`` (joins between VAD speech chunks); otherwise the quietest frame
-    shortly before the target length.
-    """
-    total = audio.size
-    target = int(piece_s * SAMPLE_RATE)
-    cuts: list[int] = []
-    start = 0
-    while total - start > target:
-        limit = start + target
-        usable = [b for b in boundaries if start + target // 2 <= b <= limit]
-        if usable:
-            cut = usable[-1]
-        else:
-            search_from = max(start + 1, limit - int(_CUT_SEARCH_S * SAMPLE_RATE))
-            cut = _quiet_point(audio, search_from, limit)
-        cuts.append(cut)
-        start = cut
-    cuts.append(total)
-    return cuts
 
 
 class _SpeechOnly:
@@ -242,7 +208,7 @@ class OpenAIWhisperEngine:
                 progress(1.0)
             return Transcript(language, duration, segments, probability)
 
-        cuts = plan_pieces(work, speech.boundaries if speech is not None else [])
+        cuts = plan_cuts(work, PIECE_S, speech.boundaries if speech is not None else [])
         start = 0
         for i, end in enumerate(cuts):
             raise_if_cancelled(should_cancel)
