@@ -14,22 +14,14 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import psycopg
 import pytest
-from psycopg import sql
+from queue_pg import drop_schema, find_dsn, truncate
 
 from aisubs.queue.clock import ManualClock
 from aisubs.queue.postgres_store import PostgresJobStore
 from aisubs.queue.sqlite_store import SqliteJobStore
 from aisubs.queue.store import JobStore
 from aisubs.settings import QueueSettings, StoreSettings
-
-CANDIDATE_DSNS = [
-    os.environ.get("AISUBS_TEST_PG_DSN", ""),
-    "postgresql://postgres@127.0.0.1:5432/test",
-    "postgresql://root@127.0.0.1:5432/test",
-]
-TABLES = ["job_events", "jobs", "owner_load", "queue_metrics", "api_keys"]
 
 # Small, deterministic queue rules for tests (no jitter unless a test asks for it).
 TEST_QUEUE = {
@@ -42,31 +34,14 @@ TEST_QUEUE = {
 StoreFactory = Callable[..., JobStore]
 
 
-def _find_dsn() -> tuple[str | None, str]:
-    errors = []
-    for dsn in filter(None, CANDIDATE_DSNS):
-        try:
-            with psycopg.connect(dsn, connect_timeout=3) as conn:
-                conn.execute("SELECT 1")
-            return dsn, ""
-        except psycopg.Error as exc:
-            errors.append(f"{dsn}: {exc}".strip())
-    return None, "; ".join(errors)
-
-
 @pytest.fixture(scope="session")
 def pg_dsn() -> str:
-    dsn, why = _find_dsn()
+    dsn, why = find_dsn()
     if dsn is None:
         if os.environ.get("CI"):
             pytest.fail(f"PostgreSQL is required in CI but unreachable: {why}")
         pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({why})")
     return dsn
-
-
-def drop_schema(dsn: str, schema: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 @pytest.fixture(scope="session")
@@ -76,15 +51,6 @@ def pg_schema(pg_dsn: str) -> Iterator[str]:
     PostgresJobStore(pg_dsn, QueueSettings(), schema=schema).close()
     yield schema
     drop_schema(pg_dsn, schema)
-
-
-def truncate(dsn: str, schema: str) -> None:
-    with psycopg.connect(dsn, autocommit=True) as conn:
-        conn.execute(
-            sql.SQL("TRUNCATE {} RESTART IDENTITY CASCADE").format(
-                sql.SQL(", ").join(sql.Identifier(schema, t) for t in TABLES)
-            )
-        )
 
 
 @pytest.fixture
