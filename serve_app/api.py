@@ -55,7 +55,8 @@ class ApiState:
     open_store: Callable[[], JobStore]
     # Live Transcriber replica count (for ETAs and /v1/queue/status).
     active_workers: Callable[[], int] = _no_workers
-    # Model status for /readyz: a dict with "status" in warm | able_to_start | unavailable.
+    # Model status for /readyz, shown as is. Not ready when it holds "status": "unavailable"
+    # or a per-deployment entry with "can_start": False.
     models_ready: Callable[[], Mapping[str, Any]] = _models_able_to_start
     gpu_visible: bool = False
     # After a failed connection attempt, answer StoreUnavailable for this long without

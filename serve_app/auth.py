@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 bearer_scheme = HTTPBearer(
     auto_error=False,
     scheme_name="ApiKey",
-    description="API key created with `aisubs keys create`, sent as `Authorization: Bearer`.",
+    description="API key created with `aisubs apikey create`, sent as `Authorization: Bearer`.",
 )
 
 

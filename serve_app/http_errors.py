@@ -18,6 +18,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.requests import ClientDisconnect
 
 from aisubs.errors import (
     AisubsError,
@@ -194,6 +195,13 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     return error_json(exc.status_code, code, message, headers=exc.headers)
 
 
+async def _on_disconnect(request: Request, exc: Exception) -> JSONResponse:
+    # The client went away mid-upload; nobody will read this answer. Storage already
+    # removed the partial object, so this is not worth a traceback in the log.
+    log.info("client disconnected during %s %s", request.method, request.url.path)
+    return error_json(400, "client_disconnected", "the client disconnected")
+
+
 async def _on_unexpected(request: Request, exc: Exception) -> JSONResponse:
     log.error("unhandled error in %s %s", request.method, request.url.path, exc_info=exc)
     return error_json(500, "internal_error", "internal server error")
@@ -204,4 +212,5 @@ def install_error_handlers(app: FastAPI) -> None:
     app.add_exception_handler(AisubsError, _on_domain_error)
     app.add_exception_handler(RequestValidationError, _on_validation_error)
     app.add_exception_handler(StarletteHTTPException, _on_http_error)
+    app.add_exception_handler(ClientDisconnect, _on_disconnect)
     app.add_exception_handler(Exception, _on_unexpected)

@@ -221,8 +221,8 @@ class ReadinessResponse(BaseModel):
     ready: bool
     store: StoreHealth
     models: dict[str, Any] = Field(
-        description="Model status from the workers: `status` is `warm`, `able_to_start` "
-        "or `unavailable` (only `unavailable` makes the service not ready)."
+        description="Model status reported by the deployment. The service is not ready when "
+        "it says `status: unavailable`, or an entry says `can_start: false`."
     )
     gpu_visible: bool
     active_workers: int

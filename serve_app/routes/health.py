@@ -9,6 +9,7 @@ sending submissions to a replica that would refuse them.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends
@@ -17,7 +18,7 @@ from fastapi.responses import JSONResponse
 from aisubs.errors import StoreUnavailable
 from serve_app.api import ApiState
 from serve_app.auth import api_state
-from serve_app.routes.jobs import _workers
+from serve_app.routes.jobs import live_workers
 from serve_app.schemas import HealthResponse, ReadinessResponse, StoreHealth
 
 log = logging.getLogger(__name__)
@@ -39,13 +40,13 @@ async def healthz() -> HealthResponse:
 def readyz(state: Annotated[ApiState, Depends(api_state)]) -> JSONResponse:
     store = _check_store(state)
     models = _model_status(state)
-    ready = store.ok and models.get("status") != "unavailable"
+    ready = store.ok and models_can_start(models)
     body = ReadinessResponse(
         ready=ready,
         store=store,
         models=models,
         gpu_visible=state.gpu_visible,
-        active_workers=_workers(state),
+        active_workers=live_workers(state),
     )
     return JSONResponse(body.model_dump(mode="json"), status_code=200 if ready else 503)
 
@@ -61,6 +62,19 @@ def _check_store(state: ApiState) -> StoreHealth:
         log.exception("readiness: job store check failed")
         return StoreHealth(ok=False, detail="job store check failed")
     return StoreHealth(ok=True)
+
+
+def models_can_start(models: Mapping[str, Any]) -> bool:
+    """False when the model report says the models can neither run nor start.
+
+    Understood shapes: ``{"status": "unavailable", ...}`` for the whole set, or one entry
+    per model deployment with ``"can_start": false``.
+    """
+    if models.get("status") == "unavailable":
+        return False
+    return not any(
+        isinstance(entry, Mapping) and entry.get("can_start") is False for entry in models.values()
+    )
 
 
 def _model_status(state: ApiState) -> dict[str, Any]:

@@ -111,10 +111,11 @@ def job_view(job: Job, request: Request, position: Position | None = None) -> Jo
 def _position(state: ApiState, job: Job) -> Position | None:
     if job.state != JobState.QUEUED:
         return None
-    return state.store.position(job.id, _workers(state), owner=job.owner)
+    return state.store.position(job.id, live_workers(state), owner=job.owner)
 
 
-def _workers(state: ApiState) -> int:
+def live_workers(state: ApiState) -> int:
+    """The injected replica count, 0 if the probe fails (ETAs then assume one slot)."""
     try:
         return max(0, int(state.active_workers()))
     except Exception:  # a broken probe must not fail job reads

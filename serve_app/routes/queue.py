@@ -10,7 +10,7 @@ from aisubs.queue.models import ApiKey
 from serve_app.api import ApiState
 from serve_app.auth import api_state, require_api_key
 from serve_app.http_errors import error_responses
-from serve_app.routes.jobs import _workers
+from serve_app.routes.jobs import live_workers
 from serve_app.schemas import QueueStatusResponse
 
 router = APIRouter(prefix="/v1/queue", tags=["queue"])
@@ -40,7 +40,7 @@ def queue_status(
     state: Annotated[ApiState, Depends(api_state)],
 ) -> QueueStatusResponse:
     stats = state.store.stats()
-    workers = _workers(state)
+    workers = live_workers(state)
     wait = estimated_wait_s(
         stats.queued,
         stats.running,

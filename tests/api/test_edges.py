@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from api_support import Api, ApiFactory, make_settings
@@ -80,11 +81,22 @@ def test_healthz_and_readyz(make_api: ApiFactory) -> None:
     }
 
 
-def test_readyz_is_503_when_models_cannot_start(make_api: ApiFactory) -> None:
-    api = make_api(state_overrides={"models_ready": lambda: {"status": "unavailable"}})
+@pytest.mark.parametrize(
+    ("models", "ready"),
+    [
+        ({"status": "unavailable"}, False),
+        ({"Transcriber": {"can_start": False}, "Diarizer": {"can_start": True}}, False),
+        ({"Transcriber": {"can_start": True}, "Diarizer": {"can_start": True}}, True),
+    ],
+)
+def test_readyz_reflects_whether_models_can_start(
+    make_api: ApiFactory, models: dict[str, Any], ready: bool
+) -> None:
+    api = make_api(state_overrides={"models_ready": lambda: models})
     r = api.client.get("/readyz")
-    assert r.status_code == 503
-    assert r.json()["ready"] is False and r.json()["store"]["ok"] is True
+    assert r.status_code == (200 if ready else 503)
+    assert r.json()["ready"] is ready and r.json()["store"]["ok"] is True
+    assert r.json()["models"] == models
 
 
 def test_readyz_is_503_when_the_store_is_closed_but_healthz_is_fine(api: Api) -> None:
