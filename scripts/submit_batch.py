@@ -103,7 +103,7 @@ def main(
                 if r.status_code != 200:
                     continue
                 job = r.json()
-                fraction = (job.get("progress") or {}).get("fraction") or 0.0
+                fraction = job.get("progress") or 0.0
                 bar.update(tasks[job_id], completed=fraction, state=job["state"])
                 if job["state"] not in TERMINAL:
                     continue

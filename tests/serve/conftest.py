@@ -75,6 +75,7 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         }
     )
     import ray
+    from ray import serve
 
     ray.init(
         num_cpus=4,
@@ -83,29 +84,33 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
         _temp_dir=str(tmp / "r"),
         _node_ip_address="127.0.0.1",
     )
+    # Serve's HTTP proxy is started once, here: a later serve.start() keeps the first options.
+    serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
     yield tmp
-    from ray import serve
 
     serve.shutdown()
     ray.shutdown()
 
 
-@pytest.fixture(scope="session")
-def service(ray_cluster: Path) -> Iterator[Service]:
+def _deploy(tmp: Path, name: str, prefix: str, slots: int) -> Iterator[Service]:
+    """Deploy one copy of the application with its own queue and ``slots`` worker slots."""
     from ray import serve
+    from ray.serve.context import _get_global_client
 
     from aisubs.queue import open_store
     from aisubs.settings import Settings
     from serve_app.app import build_app
 
-    port = free_port()
-    settings = app_settings(ray_cluster, port)
-    serve.start(http_options={"host": "127.0.0.1", "port": port})
-    serve.run(build_app({"settings": settings}), name=APP, route_prefix="/", blocking=False)
+    port = int(_get_global_client().http_config.port)
+    folder = tmp / name
+    folder.mkdir()
+    settings = app_settings(folder, port)
+    settings["serve"]["jobs_per_replica"] = slots
+    serve.run(build_app({"settings": settings}), name=name, route_prefix=prefix, blocking=False)
     with open_store(Settings(**settings)) as store:
         _, key = store.create_api_key("alice", 9)
         _, other = store.create_api_key("bob", 9)
-    svc = Service(f"http://127.0.0.1:{port}", settings, key, other)
+    svc = Service(f"http://127.0.0.1:{port}{prefix.rstrip('/')}", settings, key, other)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
@@ -115,7 +120,19 @@ def service(ray_cluster: Path) -> Iterator[Service]:
             pass
         time.sleep(0.5)
     yield svc
-    serve.delete(APP)
+    serve.delete(name)
+
+
+@pytest.fixture(scope="session")
+def service(ray_cluster: Path) -> Iterator[Service]:
+    """The app with two worker slots (one Transcriber replica taking two jobs)."""
+    yield from _deploy(ray_cluster, APP, "/", slots=2)
+
+
+@pytest.fixture(scope="session")
+def single_slot_service(ray_cluster: Path) -> Iterator[Service]:
+    """A second copy with exactly one worker slot, for strict ordering checks."""
+    yield from _deploy(ray_cluster, "aisubs-one", "/one", slots=1)
 
 
 @pytest.fixture(scope="session")

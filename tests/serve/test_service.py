@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -41,7 +42,8 @@ def test_upload_to_srt(service: Service) -> None:
     assert r.status_code == 200
     cues = list(srt.parse(r.text))
     text = " ".join(c.content for c in cues).lower()
-    assert "ask not what your country can do for you" in text
+    spoken = " ".join(re.sub(r"speaker_\d+:", " ", text).split())
+    assert "ask not what your country can do for you" in spoken
     assert all(len(line) <= 42 for c in cues for line in c.content.splitlines())
 
 
@@ -54,7 +56,8 @@ def test_ten_concurrent_jobs_all_complete(service: Service) -> None:
     assert [f["state"] for f in finals] == ["succeeded"] * 10
 
 
-def test_priority_runs_first_with_one_slot(service: Service, long_clip: Path) -> None:
+def test_priority_runs_first_with_one_slot(single_slot_service: Service, long_clip: Path) -> None:
+    service = single_slot_service
     blocker = service.submit(long_clip, diarize="false")
     lows = [
         service.submit(JFK, key=service.other_key, priority=5, diarize="false") for _ in range(3)
@@ -67,19 +70,26 @@ def test_priority_runs_first_with_one_slot(service: Service, long_clip: Path) ->
     assert all(started_at(done_high) < started_at(low) for low in lows_done)
 
 
+def _when(job: dict[str, Any], field: str) -> datetime | None:
+    value = job["timings"].get(field)
+    return datetime.fromisoformat(str(value).replace("Z", "+00:00")) if value else None
+
+
 def test_one_owner_does_not_starve_another(service: Service) -> None:
     flood = [service.submit(JFK, diarize="false")["id"] for _ in range(20)]
     single = service.submit(JFK, key=service.other_key, diarize="false")
     done = service.wait(single["id"], key=service.other_key, timeout=240)
     assert done["state"] == "succeeded"
-    bob_start = started_at(done)
-    ahead = [service.job(i) for i in flood]
-    started_before = [
-        j for j in ahead if j.get("started_at") or j.get("timings", {}).get("started_at")
-    ]
-    started_before = [j for j in started_before if started_at(j) < bob_start]
-    # At most the flood job already running when bob submitted, plus the next in line.
-    assert len(started_before) <= 2, [j["id"] for j in started_before]
+    submitted, started = _when(done, "created_at"), _when(done, "started_at")
+    assert submitted is not None and started is not None
+    # Flood jobs that started while bob's single job was waiting: both slots were busy
+    # when it arrived, so the next free slot is its: at most one flood job may slip in.
+    overtaking = []
+    for job_id in flood:
+        began = _when(service.job(job_id), "started_at")
+        if began is not None and submitted < began < started:
+            overtaking.append(job_id)
+    assert len(overtaking) <= 1, overtaking
     drain(service, flood)
 
 
@@ -95,8 +105,7 @@ def test_killed_transcriber_mid_job_is_retried_once(service: Service, long_clip:
     deadline = time.monotonic() + 120
     while True:
         current = service.job(job["id"])
-        stage = (current.get("progress") or {}).get("stage") or current.get("stage")
-        if current["state"] == "running" and stage == "asr":
+        if current["state"] == "running" and current.get("stage") == "asr":
             break
         assert time.monotonic() < deadline, current
         time.sleep(0.1)

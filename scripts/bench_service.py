@@ -1,0 +1,187 @@
+"""Measure the running service the way an operator would, and print one JSON object.
+
+    python scripts/bench_service.py --json [--clients 50] [--model tiny.en]
+
+Starts ``scripts/serve.py`` (what ``make serve`` runs) on a fresh data directory, then
+reports: cold start to first healthy answer; submit-to-SRT seconds for ``asr/jfk.flac``;
+p50/p99 latency of ``POST /v1/jobs`` and ``GET /v1/jobs/{id}`` with N concurrent clients;
+and how long the resulting backlog takes to produce an extra Transcriber replica (read from
+the Ray dashboard's Serve API). Stops the service with SIGINT at the end.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import typer
+
+ROOT = Path(__file__).resolve().parents[1]
+DATA = ROOT.parent / "shared" / "data"
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _pct(values: list[float], q: float) -> float:
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def _create_keys(tmp: Path, owners: list[str]) -> list[str]:
+    """API keys straight in the service's SQLite store (what `aisubs apikey create` does)."""
+    sys.path.insert(0, str(ROOT))
+    from aisubs.queue import open_store
+    from aisubs.settings import Settings
+
+    settings = Settings(store={"sqlite_path": tmp / "q.sqlite3"})  # type: ignore[arg-type]
+    with open_store(settings) as store:
+        return [store.create_api_key(owner, 9)[1] for owner in owners]
+
+
+def _transcriber_replicas(dashboard: str) -> int:
+    try:
+        data = httpx.get(f"{dashboard}/api/serve/applications/", timeout=5).json()
+    except (httpx.HTTPError, ValueError):
+        return 0
+    app = data.get("applications", {}).get("aisubs", {})
+    dep = app.get("deployments", {}).get("Transcriber", {})
+    return sum(1 for r in dep.get("replicas", []) if r.get("state") == "RUNNING")
+
+
+async def _load(base: str, keys: list[str], audio: bytes) -> dict[str, Any]:
+    post_ms: list[float] = []
+    get_ms: list[float] = []
+    ids: list[tuple[str, str]] = []
+
+    async def client(key: str) -> None:
+        headers = {"Authorization": f"Bearer {key}"}
+        async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as c:
+            t = time.perf_counter()
+            r = await c.post(
+                "/v1/jobs", files={"file": ("jfk.flac", audio)}, data={"diarize": "false"}
+            )
+            post_ms.append((time.perf_counter() - t) * 1000)
+            r.raise_for_status()
+            job_id = r.json()["id"]
+            ids.append((key, job_id))
+            for _ in range(5):
+                t = time.perf_counter()
+                g = await c.get(f"/v1/jobs/{job_id}")
+                get_ms.append((time.perf_counter() - t) * 1000)
+                g.raise_for_status()
+
+    started = time.perf_counter()
+    await asyncio.gather(*(client(k) for k in keys))
+    return {
+        "wall_s": round(time.perf_counter() - started, 2),
+        "post_ms": {"p50": round(_pct(post_ms, 0.5), 1), "p99": round(_pct(post_ms, 0.99), 1)},
+        "get_ms": {"p50": round(_pct(get_ms, 0.5), 1), "p99": round(_pct(get_ms, 0.99), 1)},
+        "ids": ids,
+    }
+
+
+def main(
+    clients: int = typer.Option(50),
+    model: str = typer.Option("base", help="Whisper model the service loads."),
+    json_out: bool = typer.Option(False, "--json"),
+) -> None:
+    tmp = Path(tempfile.mkdtemp(prefix="aisubs-bench-"))
+    port, dash = _free_port(), _free_port()
+    env = dict(os.environ)
+    env.update(
+        {
+            "AISUBS_STORE__SQLITE_PATH": str(tmp / "q.sqlite3"),
+            "AISUBS_MEDIA__STORAGE_URL": str(tmp / "media"),
+            "AISUBS_MEDIA__RESULTS_URL": str(tmp / "results"),
+            "AISUBS_ASR__MODEL": model,
+            "AISUBS_ASR__CACHE_DIR": str(ROOT / "var" / "models"),
+            "AISUBS_SERVE__PORT": str(port),
+            "AISUBS_SERVE__DOWNSCALE_DELAY_S": "30",
+            "RAY_AUTH_MODE": "disabled",
+            "HF_HUB_OFFLINE": "1",
+            "RAY_TMPDIR": str(tmp),
+        }
+    )
+    base = f"http://127.0.0.1:{port}"
+    dashboard = f"http://127.0.0.1:{dash}"
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, str(ROOT / "scripts" / "serve.py"), "--dashboard-port", str(dash)],
+        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.log", "w"),  # noqa: SIM115
+    )  # fmt: skip
+    report: dict[str, Any] = {"model": model, "clients": clients}
+    try:
+        while True:
+            try:
+                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if proc.poll() is not None or time.perf_counter() - started > 300:
+                raise SystemExit(f"service did not start; see {tmp / 'serve.log'}")
+            time.sleep(0.25)
+        report["cold_start_s"] = round(time.perf_counter() - started, 1)
+
+        (key,) = _create_keys(tmp, ["bench"])
+        headers = {"Authorization": f"Bearer {key}"}
+        audio = (DATA / "asr" / "jfk.flac").read_bytes()
+        t = time.perf_counter()
+        r = httpx.post(f"{base}/v1/jobs", headers=headers, files={"file": ("jfk.flac", audio)})
+        r.raise_for_status()
+        job_id = r.json()["id"]
+        while True:
+            state = httpx.get(f"{base}/v1/jobs/{job_id}", headers=headers).json()["state"]
+            if state in ("succeeded", "failed", "cancelled"):
+                break
+            time.sleep(0.2)
+        srt = httpx.get(f"{base}/v1/jobs/{job_id}/subtitles.srt", headers=headers)
+        report["jfk_submit_to_srt_s"] = round(time.perf_counter() - t, 2)
+        report["jfk_state"] = state
+        report["jfk_srt_ok"] = srt.status_code == 200 and "country" in srt.text
+
+        # The first job left replicas running: measure the extra one the burst needs.
+        before = _transcriber_replicas(dashboard)
+        keys = _create_keys(tmp, [f"user{i:02d}" for i in range(clients)])
+        burst_at = time.perf_counter()
+        load = asyncio.run(_load(base, keys, audio))
+        extra_s = None
+        while time.perf_counter() - burst_at < 180:
+            if _transcriber_replicas(dashboard) > before:
+                extra_s = round(time.perf_counter() - burst_at, 1)
+                break
+            time.sleep(0.5)
+        report["post_latency_ms"] = load["post_ms"]
+        report["get_latency_ms"] = load["get_ms"]
+        report["burst_wall_s"] = load["wall_s"]
+        report["replicas_before_burst"] = before
+        report["extra_replica_after_s"] = extra_s
+        for k, jid in load["ids"]:
+            httpx.delete(f"{base}/v1/jobs/{jid}", headers={"Authorization": f"Bearer {k}"})
+    finally:
+        proc.send_signal(signal.SIGINT)
+        try:
+            proc.wait(60)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        report["stopped_cleanly"] = proc.returncode == 0
+    print(json.dumps(report) if json_out else json.dumps(report, indent=2))
+
+
+if __name__ == "__main__":
+    typer.run(main)
