@@ -84,7 +84,10 @@ class SqliteJobStore(SqlJobStore):
             self._memory_lock = threading.RLock()
             self._shared = self._connect()
         else:
-            Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            try:
+                Path(self.path).parent.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise StoreUnavailable(f"cannot create SQLite store {self.path}: {exc}") from exc
         self._migrate()
 
     # ------------------------------------------------------------------ connections
