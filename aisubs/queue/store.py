@@ -23,6 +23,14 @@ additionally skips jobs whose ``not_before`` is in the future and owners who alr
 ``position`` counts the queued jobs ahead of a job by exactly this key, ignoring
 ``not_before`` and the running cap (it answers "how many jobs will be claimed before me
 if nothing else changes"; retries waiting for ``not_before`` are counted where they sort).
+Both read the ``queued_in_order`` view; ``owner_running`` comes from the ``owner_load``
+table that triggers keep equal to the running jobs per owner, and ``position`` evaluates
+the key as a few index range counts (see ``sql/*/queries.sql``), so it stays fast on a long
+queue. ``tests/queue`` checks that positions equal the order a claim of everything returns.
+
+Caps: the per-owner queued cap is exact (submissions of one owner are serialized); the
+queue-wide cap may be overshot by concurrent submissions of different owners on PostgreSQL
+(by at most the number of concurrent submitters), never by a single one.
 """
 
 from __future__ import annotations
