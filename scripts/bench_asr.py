@@ -5,8 +5,9 @@
 Each engine runs in its own subprocess so its peak RSS is its own. Wall time covers
 transcription only (model loading is reported apart as load_s); rtf is audio seconds per
 wall second; wer (null without a reference) is scored with Whisper's text normaliser;
-speedup is openai-whisper wall time / faster-whisper wall time. The reference must match the
-audio actually used (mind --seconds).
+speedup is openai-whisper wall time / faster-whisper wall time (cpu_speedup the same for
+CPU seconds, steadier on a shared machine). The reference must match the audio actually used
+(mind --seconds).
 """
 
 from __future__ import annotations
@@ -46,8 +47,11 @@ def _child(args: argparse.Namespace) -> None:
     load_s = time.perf_counter() - t0
     options = ASROptions.from_settings(settings, language=args.language)
     t0 = time.perf_counter()
+    cpu0 = resource.getrusage(resource.RUSAGE_SELF)
     transcript = engine.transcribe(audio, options)
     wall_s = time.perf_counter() - t0
+    cpu1 = resource.getrusage(resource.RUSAGE_SELF)
+    cpu_s = (cpu1.ru_utime - cpu0.ru_utime) + (cpu1.ru_stime - cpu0.ru_stime)
     peak_kb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB on Linux
     print(
         json.dumps(
@@ -55,6 +59,7 @@ def _child(args: argparse.Namespace) -> None:
                 "audio_s": audio.size / SAMPLE_RATE,
                 "load_s": round(load_s, 2),
                 "wall_s": round(wall_s, 2),
+                "cpu_s": round(cpu_s, 2),
                 "peak_rss_mb": round(peak_kb / 1024, 1),
                 "text": transcript.text,
                 "language": transcript.language,
@@ -122,6 +127,7 @@ def main(argv: list[str] | None = None) -> int:
             "rtf": round(raw["audio_s"] / raw["wall_s"], 2) if raw["wall_s"] else None,
             "wall_s": raw["wall_s"],
             "load_s": raw["load_s"],
+            "cpu_s": raw["cpu_s"],
             "peak_rss_mb": raw["peak_rss_mb"],
             "wer": round(wer(reference, raw["text"]), 4) if reference is not None else None,
             "audio_s": round(raw["audio_s"], 2),
@@ -130,6 +136,8 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{engine}: {report[engine]}\n  {raw['text'][:200]}", file=sys.stderr)
     fast, ref = report.get("faster-whisper"), report.get("openai-whisper")
     report["speedup"] = round(ref["wall_s"] / fast["wall_s"], 2) if fast and ref else None
+    # CPU seconds are less disturbed than wall time when other work shares the machine.
+    report["cpu_speedup"] = round(ref["cpu_s"] / fast["cpu_s"], 2) if fast and ref else None
     report["model"] = args.model
     report["threads"] = args.threads
     print(json.dumps(report, indent=None if args.json else 2))
