@@ -42,8 +42,8 @@ def loudness_gain(audio: np.ndarray, *, target_dbfs: float, noise_floor_dbfs: fl
     n = len(audio) // VAD_FRAME
     if n == 0:
         return 1.0
-    frames = audio[: n * VAD_FRAME].reshape(n, VAD_FRAME).astype(np.float64)
-    rms = np.sqrt(np.mean(frames**2, axis=1) + 1e-20)
+    frames = audio[: n * VAD_FRAME].reshape(n, VAD_FRAME)  # a view: no copy of long audio
+    rms = np.sqrt(np.einsum("ij,ij->i", frames, frames, dtype=np.float64) / VAD_FRAME + 1e-20)
     loud = float(np.percentile(rms, 95))
     loud_db = 20 * np.log10(loud + 1e-20)
     if loud_db < noise_floor_dbfs:
@@ -71,16 +71,19 @@ class SileroVAD:
         self._lock = threading.Lock()  # the JIT model keeps recurrent state
 
     def speech_probabilities(
-        self, audio: np.ndarray, should_cancel: CancelCheck | None = None
+        self, audio: np.ndarray, should_cancel: CancelCheck | None = None, *, gain: float = 1.0
     ) -> np.ndarray:
-        """One speech probability per 512-sample frame (32 ms) of ``audio``."""
+        """One speech probability per 512-sample frame (32 ms) of ``audio * gain``.
+
+        The gain is applied block by block so an hour of audio is never copied whole.
+        """
         step = _VAD_BLOCK_FRAMES * VAD_FRAME
         probs: list[np.ndarray] = []
         with self._lock, torch.inference_mode():
             self._model.reset_states()
             for start in range(0, len(audio), step):
                 check_cancel(should_cancel)
-                block = torch.from_numpy(audio[start : start + step])
+                block = torch.from_numpy(audio[start : start + step] * np.float32(gain))
                 out = self._model.audio_forward(block, SAMPLE_RATE)
                 probs.append(out.reshape(-1).numpy())
         if not probs:
@@ -97,7 +100,7 @@ class SileroVAD:
         )
         if gain == 0.0 or len(audio) < VAD_FRAME:
             return []
-        probs = self.speech_probabilities(audio * np.float32(gain), should_cancel)
+        probs = self.speech_probabilities(audio, should_cancel, gain=gain)
         stamps = self._from_probs(
             probs.tolist(),
             sampling_rate=SAMPLE_RATE,

@@ -79,7 +79,7 @@ def ami_set(data: DiarizationData) -> dict[str, tuple[np.ndarray, object, object
 def embedded_diarizer():  # type: ignore[no-untyped-def]
     from aisubs.diarization import load_diarizer
 
-    return load_diarizer(DiarizationSettings(cpu_threads=2))
+    return load_diarizer(DiarizationSettings())
 
 
 @pytest.fixture(scope="session")

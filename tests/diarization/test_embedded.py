@@ -81,7 +81,7 @@ def test_cancel_stops_the_work(embedded_diarizer, sample_audio) -> None:  # type
 
 def test_window_cap_keeps_long_input_bounded(sample_audio) -> None:  # type: ignore[no-untyped-def]
     # Capping clustered windows (what protects hour-long files) must not break the answer.
-    capped = load_diarizer(DiarizationSettings(max_cluster_windows=12, cpu_threads=2))
+    capped = load_diarizer(DiarizationSettings(max_cluster_windows=12))
     long_audio = np.concatenate([sample_audio, sample_audio])
     turns = capped.diarize(long_audio, num_speakers=2)
     assert len(_speakers(turns)) == 2

@@ -34,9 +34,7 @@ def test_missing_pipeline_is_model_not_found(tmp_path) -> None:  # type: ignore[
 
 @pytest.mark.slow
 def test_random_pipeline_round_trip(random_pyannote_dir, sample_audio) -> None:  # type: ignore[no-untyped-def]
-    settings = DiarizationSettings(
-        backend="pyannote", pyannote_pipeline=str(random_pyannote_dir), cpu_threads=2
-    )
+    settings = DiarizationSettings(backend="pyannote", pyannote_pipeline=str(random_pyannote_dir))
     diarizer = load_diarizer(settings)
     assert isinstance(diarizer, Diarizer)
     with warnings.catch_warnings():
