@@ -9,10 +9,12 @@ from __future__ import annotations
 
 import abc
 import hashlib
+import heapq
 import json
 import random
 import secrets
 import uuid
+from collections import defaultdict, deque
 from collections.abc import Mapping
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
@@ -396,30 +398,26 @@ class SqlJobStore(JobStore):
         max_running = self.settings.max_running_per_owner
         with self._transaction("claim") as tx:
             self._requeue_expired(tx, now, limit=1000)
-            # Walk the claim order; an owner's jobs taken earlier in this batch count
-            # against its running cap, exactly as if they were claimed one by one.
-            picked: list[Any] = []
-            taken: dict[str, int] = {}
-            offset, page = 0, max(2 * limit, 64)
-            while len(picked) < limit:
-                rows = tx.all(
+            # A batch claim takes exactly the jobs that claiming one at a time would: each
+            # job taken raises its owner's running count, which re-ranks that owner's
+            # remaining jobs (fairness) and may bring it to its running cap.
+            rows = []
+            offset, page = 0, max(4 * limit, 64)
+            while True:
+                batch = tx.all(
                     "claim_candidates",
                     now=self._t(now),
                     max_running=max_running,
                     limit=page,
                     offset=offset,
                 )
-                for row in rows:
-                    owner = row["owner"]
-                    if int(row["owner_running"]) + taken.get(owner, 0) >= max_running:
-                        continue
-                    taken[owner] = taken.get(owner, 0) + 1
-                    picked.append(row["id"])
-                    if len(picked) == limit:
-                        break
-                if len(rows) < page:
+                rows.extend(batch)
+                # Enough when the window holds `limit` jobs from owners still under the cap
+                # after the batch, or when the queue is exhausted.
+                if len(batch) < page or _window_suffices(rows, limit, max_running):
                     break
                 offset += page
+            picked = pick_one_by_one(rows, limit, max_running)
             if not picked:
                 return []
             tokens = {str(job_id): secrets.token_urlsafe(18) for job_id in picked}
@@ -750,3 +748,48 @@ class SqlJobStore(JobStore):
     def list_api_keys(self, owner: str) -> list[ApiKey]:
         with self._transaction("read") as tx:
             return [self._api_key(r) for r in tx.all("list_api_keys", owner=owner)]
+
+
+def _window_suffices(rows: list[Any], limit: int, max_running: int) -> bool:
+    """Whether the fetched rows hold ``limit`` picks even if every owner fills its cap."""
+    room: dict[str, int] = {}
+    for row in rows:
+        room.setdefault(row["owner"], max_running - int(row["owner_running"]))
+    usable: dict[str, int] = {}
+    for row in rows:
+        usable[row["owner"]] = usable.get(row["owner"], 0) + 1
+    return sum(min(room[o], n) for o, n in usable.items()) >= limit
+
+
+def pick_one_by_one(rows: list[Any], limit: int, max_running: int) -> list[Any]:
+    """Ids in the order repeated single claims would take them from ``rows``.
+
+    ``rows`` come sorted by the ORDER KEY (priority DESC, owner_running, created_at, seq).
+    Within the highest priority left, the owner with the fewest running jobs (counting
+    those taken by this batch) goes next, then the oldest job; an owner at its cap drops out.
+    """
+    by_priority: dict[int, dict[str, deque[Any]]] = defaultdict(lambda: defaultdict(deque))
+    running: dict[str, int] = {}
+    for row in rows:
+        by_priority[int(row["priority"])][row["owner"]].append(row)
+        running.setdefault(row["owner"], int(row["owner_running"]))
+    picked: list[Any] = []
+    for priority in sorted(by_priority, reverse=True):
+        owners = by_priority[priority]
+        heap = [
+            (running[o], q[0]["created_at"], q[0]["seq"], o)
+            for o, q in owners.items()
+            if running[o] < max_running
+        ]
+        heapq.heapify(heap)
+        while heap and len(picked) < limit:
+            _, _, _, owner = heapq.heappop(heap)
+            row = owners[owner].popleft()
+            picked.append(row["id"])
+            running[owner] += 1
+            if owners[owner] and running[owner] < max_running:
+                nxt = owners[owner][0]
+                heapq.heappush(heap, (running[owner], nxt["created_at"], nxt["seq"], owner))
+        if len(picked) == limit:
+            break
+    return picked

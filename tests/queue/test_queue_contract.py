@@ -135,6 +135,23 @@ def test_priority_then_fairness_then_age(make_store: StoreFactory, clock: Manual
     assert store.claim("w1", 5) == []
 
 
+def test_batch_claim_equals_one_by_one_claims(
+    make_store: StoreFactory, clock: ManualClock
+) -> None:
+    """Two slots freeing at once must not both go to the owner with the older backlog."""
+    store = make_store(max_running_per_owner=5)
+    flood = []
+    for i in range(20):
+        flood.append(store.submit("alice", f"u://a{i}").id)
+        clock.advance(1)
+    single = store.submit("bob", "u://b").id
+    clock.advance(1)
+    late = store.submit("carol", "u://c").id
+    batch = [j.id for j in store.claim("w1", 4)]
+    # alice's oldest, then bob and carol (0 running beat alice's 1), then alice again.
+    assert batch == [flood[0], single, late, flood[1]]
+
+
 def test_running_cap_skips_busy_owner_even_within_a_batch(make_store: StoreFactory) -> None:
     store = make_store(max_running_per_owner=2)
     for i in range(5):
@@ -164,13 +181,22 @@ def test_position_matches_claim_order(make_store: StoreFactory, clock: ManualClo
         if i % 5:
             clock.advance(1)  # some share a timestamp: seq breaks the tie
     positions = {job_id: store.position(job_id, active_workers=2) for job_id in queued}
-    claimed = [j.id for j in store.claim("w", 100)]
-    assert len(claimed) == len(queued)
-    for index, job_id in enumerate(claimed):
-        pos = positions[job_id]
+    # Position is the claim ORDER KEY evaluated now: (priority DESC, owner's running jobs,
+    # created_at, seq). Claims re-rank as they raise running counts, so only the head of
+    # the order is certain: position 1 is what the next claim takes.
+    running = {"alice": 2, "bob": 1, "carol": 0, "dave": 0}
+    jobs = [store.get(job_id) for job_id in queued]
+    expected = sorted(
+        range(len(jobs)),
+        key=lambda i: (-jobs[i].priority, running[jobs[i].owner], jobs[i].created_at, i),
+    )
+    for rank, i in enumerate(expected):
+        pos = positions[jobs[i].id]
         assert pos is not None
-        assert (pos.position, pos.jobs_ahead) == (index + 1, index)
-    assert store.position(claimed[0], active_workers=2) is None  # running now
+        assert (pos.position, pos.jobs_ahead) == (rank + 1, rank)
+    first = store.claim("w", 1)[0].id
+    assert first == jobs[expected[0]].id
+    assert store.position(first, active_workers=2) is None  # running now
 
 
 def test_eta_uses_measured_speed_and_workers(make_store: StoreFactory) -> None:

@@ -31,8 +31,8 @@ FROM jobs WHERE id = %(job_id)s;
 
 -- name: claim_candidates
 -- The ORDER KEY (priority DESC, owner_running, created_at, seq) over claimable jobs; the
--- store walks these rows and skips an owner once the batch brings it to its running cap.
-SELECT id, owner, owner_running FROM queued_in_order
+-- store re-ranks these rows as the batch takes jobs (see SqlJobStore.claim).
+SELECT id, owner, owner_running, priority, created_at, seq FROM queued_in_order
 WHERE not_before <= %(now)s AND owner_running < %(max_running)s
 ORDER BY priority DESC, owner_running, created_at, seq
 LIMIT %(limit)s OFFSET %(offset)s;
