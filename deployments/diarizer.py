@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
@@ -42,6 +43,7 @@ class Diarizer:
         return {
             "backend": self.settings.diarization.backend,
             "load_seconds": self.load_seconds,
+            "pid": os.getpid(),
             "rss_mb": process_rss_mb(),
             **gpu_facts(),
         }

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import time
 from typing import Any
 
@@ -51,6 +52,7 @@ class Transcriber:
             "engine": self.engine.name,
             "model": self.engine.model_name,
             "load_seconds": self.load_seconds,
+            "pid": os.getpid(),
             "rss_mb": process_rss_mb(),
             **gpu_facts(),
         }

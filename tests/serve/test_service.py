@@ -93,11 +93,11 @@ def test_one_owner_does_not_starve_another(service: Service) -> None:
     drain(service, flood)
 
 
-def _transcriber_pids() -> list[int]:
-    from ray.util.state import list_actors
+def _transcriber_pids(app: str) -> list[int]:
+    from ray import serve
 
-    actors = list_actors(filters=[("state", "=", "ALIVE")], limit=1000)
-    return [int(a.pid) for a in actors if "Transcriber" in (a.class_name or "")]
+    handle = serve.get_deployment_handle("Transcriber", app_name=app)
+    return [int(handle.info.remote().result(timeout_s=30)["pid"])]
 
 
 def test_killed_transcriber_mid_job_is_retried_once(service: Service, long_clip: Path) -> None:
@@ -109,7 +109,7 @@ def test_killed_transcriber_mid_job_is_retried_once(service: Service, long_clip:
             break
         assert time.monotonic() < deadline, current
         time.sleep(0.1)
-    pids = _transcriber_pids()
+    pids = _transcriber_pids("aisubs")
     assert pids, "no Transcriber replica found"
     for pid in pids:
         os.kill(pid, signal.SIGKILL)
