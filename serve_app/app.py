@@ -7,9 +7,10 @@ to every deployment's constructor.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from ray.serve import Application
+from ray.serve.deployment import Deployment
 
 from aisubs.settings import Settings
 from deployments.diarizer import Diarizer
@@ -63,19 +64,43 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     overrides = dict((args or {}).get("settings") or {})
     settings = Settings(**overrides)
     serve = settings.serve
-    transcriber = Transcriber.options(
-        ray_actor_options={"num_gpus": serve.transcriber_gpus, "num_cpus": serve.transcriber_cpus},
-        max_ongoing_requests=serve.jobs_per_replica,
-        autoscaling_config=autoscaling_config(settings, request_resources=True),
-    ).bind(settings)
-    diarizer = Diarizer.options(
-        ray_actor_options={"num_gpus": serve.diarizer_gpus, "num_cpus": serve.diarizer_cpus},
-        max_ongoing_requests=serve.jobs_per_replica,
-        autoscaling_config=autoscaling_config(settings, request_resources=False),
-    ).bind(settings)
-    capacity = serve.max_replicas * serve.jobs_per_replica
-    runner = JobRunner.options(max_ongoing_requests=capacity + 1).bind(
-        settings, transcriber, diarizer
+    # @serve.deployment turns each class into a Deployment; mypy only sees the class.
+    deployments = {
+        name: cast(Deployment, cls)
+        for name, cls in {
+            "transcriber": Transcriber,
+            "diarizer": Diarizer,
+            "runner": JobRunner,
+            "dispatcher": Dispatcher,
+            "ingress": Ingress,
+        }.items()
+    }
+    transcriber = (
+        deployments["transcriber"]
+        .options(
+            ray_actor_options={
+                "num_gpus": serve.transcriber_gpus,
+                "num_cpus": serve.transcriber_cpus,
+            },
+            max_ongoing_requests=serve.jobs_per_replica,
+            autoscaling_config=autoscaling_config(settings, request_resources=True),
+        )
+        .bind(settings)
     )
-    dispatcher = Dispatcher.bind(settings, runner)
-    return Ingress.bind(settings, dispatcher)
+    diarizer = (
+        deployments["diarizer"]
+        .options(
+            ray_actor_options={"num_gpus": serve.diarizer_gpus, "num_cpus": serve.diarizer_cpus},
+            max_ongoing_requests=serve.jobs_per_replica,
+            autoscaling_config=autoscaling_config(settings, request_resources=False),
+        )
+        .bind(settings)
+    )
+    capacity = serve.max_replicas * serve.jobs_per_replica
+    runner = (
+        deployments["runner"]
+        .options(max_ongoing_requests=capacity + 1)
+        .bind(settings, transcriber, diarizer)
+    )
+    dispatcher = deployments["dispatcher"].bind(settings, runner)
+    return deployments["ingress"].bind(settings, dispatcher)
