@@ -11,7 +11,7 @@ export TRANSFORMERS_OFFLINE := 1
 export RAY_AUTH_MODE := disabled
 export RAY_USAGE_STATS_ENABLED := 0
 
-.PHONY: venv test lint pg serve bench-queue clean
+.PHONY: venv test lint pg promtool serve bench-queue clean
 
 venv: $(STAMP)
 
@@ -33,12 +33,26 @@ pg:
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start; \
 	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 
+# promtool (Debian package `prometheus`) checks and unit-tests cluster/prometheus/alerts.yml.
+# Skipped when already installed; the service the package ships is never started (the
+# policy-rc.d guard refuses it, and it is stopped if it came up anyway).
+promtool:
+	@command -v promtool >/dev/null || { \
+	  echo "installing promtool (Debian package prometheus)"; \
+	  export DEBIAN_FRONTEND=noninteractive; \
+	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
+	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1; fi; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; rc=$$?; \
+	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
+	  (service prometheus stop || systemctl stop prometheus) >/dev/null 2>&1 || true; \
+	  exit $$rc; }
+
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
-test: $(STAMP) pg
+test: $(STAMP) pg promtool
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/mypy
 	$(PY) -m pytest $(PYTEST_ARGS)
