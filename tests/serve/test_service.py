@@ -125,3 +125,37 @@ def test_killed_transcriber_mid_job_is_retried_once(service: Service, long_clip:
     events = service.client.get(f"/v1/jobs/{job['id']}/events").json()
     kinds = [e["kind"] for e in (events["events"] if isinstance(events, dict) else events)]
     assert kinds.count("completed") == 1
+
+
+def test_submit_batch_writes_subtitles_next_to_inputs(service: Service, tmp_path: Path) -> None:
+    import shutil
+    import subprocess
+    import sys
+
+    folder = tmp_path / "batch"
+    folder.mkdir()
+    shutil.copy(JFK, folder / "one.flac")
+    shutil.copy(DATA / "asr" / "librispeech-61-70968-0000.flac", folder / "two.flac")
+    script = Path(__file__).resolve().parents[2] / "scripts" / "submit_batch.py"
+    run = subprocess.run(
+        [
+            sys.executable,
+            str(script),
+            str(folder),
+            "--url",
+            service.base_url,
+            "--key",
+            service.key,
+            "--format",
+            "vtt",
+            "--no-diarize",
+            "--timeout",
+            "300",
+        ],
+        capture_output=True,
+        text=True,
+        timeout=400,
+    )
+    assert run.returncode == 0, run.stderr
+    assert "country" in (folder / "one.vtt").read_text()
+    assert (folder / "two.vtt").read_text().startswith("WEBVTT")
