@@ -206,6 +206,10 @@ class QueueStats:
     # divided by attempts started in the last hour.
     error_rate_by_stage: dict[str, float]
     compute_per_audio_second: float
+    # How far past its lease the most overdue running job is (0 when none): running jobs
+    # are requeued as soon as the dispatcher sees their lease expired, so this stays near
+    # zero unless nothing is reaping them.
+    lease_overdue_s: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)

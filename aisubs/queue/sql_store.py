@@ -679,6 +679,11 @@ class SqlJobStore(JobStore):
             failed_last_hour=int(finished["failed"]),
             error_rate_by_stage={stage: n / max(claims, n) for stage, n in sorted(errors.items())},
             compute_per_audio_second=speed,
+            lease_overdue_s=(
+                0.0
+                if running["earliest_lease_expiry"] is None
+                else max(0.0, (now - self._dt(running["earliest_lease_expiry"])).total_seconds())
+            ),
         )
 
     def write_queue_metrics_sample(self, active_workers: int) -> QueueMetricsSample:

@@ -183,7 +183,8 @@ SELECT priority, COUNT(*) AS n FROM jobs WHERE state = 'queued' GROUP BY priorit
 
 -- name: stats_running
 SELECT (SELECT COUNT(*) FROM jobs WHERE state = 'running') AS running,
-       (SELECT MIN(created_at) FROM jobs WHERE state = 'queued') AS oldest_created_at;
+       (SELECT MIN(created_at) FROM jobs WHERE state = 'queued') AS oldest_created_at,
+       (SELECT MIN(lease_expires_at) FROM jobs WHERE state = 'running') AS earliest_lease_expiry;
 
 -- name: stats_finished
 SELECT
