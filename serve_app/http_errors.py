@@ -60,6 +60,7 @@ _DESCRIPTIONS: Mapping[int, str] = {
     403: "The API key does not allow this (e.g. `priority_not_allowed`)",
     404: "No such job (or it belongs to another owner)",
     409: "Conflicts with the job's state or an earlier request with the same idempotency key",
+    411: "Upload sent without a Content-Length header (`length_required`)",
     413: "Upload larger than the service accepts (`media_too_large`)",
     415: "Unsupported request content type",
     422: "Request validation failed",
@@ -171,6 +172,7 @@ def validation_error_response(errors: Iterable[Mapping[str, Any]]) -> JSONRespon
 _HTTP_CODES: Mapping[int, str] = {
     404: "not_found",
     405: "method_not_allowed",
+    411: "length_required",
     413: "request_too_large",
     415: "unsupported_media_type",
 }

@@ -149,7 +149,7 @@ def _effective_priority(requested: int | None, key: ApiKey, state: ApiState) -> 
                 "Location": {"description": "The job's URL.", "schema": {"type": "string"}}
             },
         },
-        **error_responses(400, 401, 403, 409, 413, 415, 422, 429, 503),
+        **error_responses(400, 401, 403, 409, 411, 413, 415, 422, 429, 503),
     },
     openapi_extra=SUBMIT_REQUEST_BODY,
 )

@@ -3,6 +3,10 @@
 Uploads go straight from the request into the media storage, never whole into memory, and
 the size limit is enforced while they stream: past ``max_upload_bytes`` the partial object
 is removed and :class:`~aisubs.errors.MediaTooLarge` raised (413), before any job exists.
+An upload must declare its ``Content-Length`` (411 otherwise): Ray Serve's proxy and the
+replica buffer a request body as fast as the client sends it, so a chunked body larger than
+the limit would sit in memory whatever this code reads; a declared length over the limit
+is refused before any of the body is read, and one under it bounds what can arrive.
 
 Where an upload is kept, and why idempotent uploads are special: the job store recognizes a
 replayed submission by comparing the source, options and priority of the first request
@@ -112,7 +116,13 @@ async def read_upload_submission(
     this request stored is removed again.
     """
     declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > max_bytes + MULTIPART_OVERHEAD_BYTES:
+    if not (declared and declared.isdigit()):
+        # Behind Ray Serve a body is buffered (proxy and replica) as fast as the client
+        # sends it, whatever the app reads: only a declared length can be refused in time.
+        raise StarletteHTTPException(
+            411, "uploads need a Content-Length header (chunked uploads are not accepted)"
+        )
+    if int(declared) > max_bytes + MULTIPART_OVERHEAD_BYTES:
         raise MediaTooLarge(f"the upload is larger than the limit of {max_bytes} bytes")
     reader = MultipartReader(
         request.headers.get("content-type", ""), file_fields=frozenset({UPLOAD_FIELD})
