@@ -7,8 +7,6 @@ accepts. Settings come from the environment (``AISUBS_*``) with flags overriding
 
 from __future__ import annotations
 
-import logging
-import sys
 from pathlib import Path
 from typing import Annotated, Literal, cast
 
@@ -17,6 +15,7 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from aisubs.errors import AisubsError
+from aisubs.observability.logs import configure_logging
 from aisubs.settings import Settings, load_settings
 
 app = typer.Typer(help="AI-Subs: subtitles from speech.", no_args_is_help=True)
@@ -61,12 +60,14 @@ def transcribe(
     verbose: Annotated[bool, typer.Option("--verbose", "-v")] = False,
 ) -> None:
     """Transcribe INPUT to subtitles, offline."""
-    logging.basicConfig(level=logging.INFO if verbose else logging.WARNING, stream=sys.stderr)
     if format not in ("srt", "vtt", "json", "txt"):
         raise typer.BadParameter(f"unknown format {format!r}; choose srt, vtt, json or txt")
     if engine is not None and engine not in ("faster-whisper", "openai-whisper"):
         raise typer.BadParameter(f"unknown engine {engine!r}")
     settings = load_settings()
+    # Log lines as AISUBS_OBSERVABILITY__LOG_FORMAT says (text or json), on stderr.
+    level = "INFO" if verbose else "WARNING"
+    configure_logging(settings.observability.model_copy(update={"log_level": level}))
     asr_overrides: dict[str, object] = {}
     if model is not None:
         asr_overrides["model"] = model

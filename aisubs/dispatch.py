@@ -11,8 +11,9 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
+from aisubs.observability.metrics import JobMetrics
 from aisubs.queue.models import Job
 from aisubs.queue.store import JobStore
 from aisubs.settings import Settings
@@ -40,6 +41,7 @@ class Dispatcher:
     worker_instance: str = "dispatcher"
     active_workers: Callable[[], int] = lambda: 0
     clock: Callable[[], float] = time.monotonic
+    metrics: JobMetrics = field(default_factory=JobMetrics)
     _next_sample: float = field(default=0.0, init=False)
 
     @property
@@ -62,6 +64,8 @@ class Dispatcher:
             )
             report.jobs = jobs
             report.claimed = len(jobs)
+            for job in jobs:
+                self.metrics.claimed(job.priority, queue_wait_s(job))
         now = self.clock()
         if now >= self._next_sample:
             self._next_sample = now + self.settings.queue.metrics_sample_seconds
@@ -70,7 +74,19 @@ class Dispatcher:
         return report
 
     def sample_metrics(self) -> None:
-        """Write a ``queue_metrics`` row and drop rows older than the retention."""
-        self.store.write_queue_metrics_sample(self.active_workers())
+        """Write a ``queue_metrics`` row and drop rows older than the retention.
+
+        The cut-off is measured from the new sample's timestamp, i.e. the store's clock,
+        so retention follows the same time as everything else the store records.
+        """
+        sample = self.store.write_queue_metrics_sample(self.active_workers())
         keep = timedelta(days=self.settings.queue.metrics_retention_days)
-        self.store.prune_queue_metrics(datetime.now(UTC) - keep)
+        self.store.prune_queue_metrics(sample.timestamp - keep)
+
+
+def queue_wait_s(job: Job) -> float:
+    """Seconds a just-claimed job waited: since submission, or since its retry became due."""
+    if job.started_at is None:
+        return 0.0
+    ready = max(job.created_at, job.not_before)
+    return max(0.0, (job.started_at - ready).total_seconds())

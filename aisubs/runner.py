@@ -27,6 +27,8 @@ from aisubs.errors import AisubsError, Cancelled, LeaseLost, NotFound, PipelineE
 from aisubs.media.decode import SAMPLE_RATE, decode_audio
 from aisubs.media.fetch import fetch_url
 from aisubs.media.storage import Storage, result_key
+from aisubs.observability.logs import job_context
+from aisubs.observability.metrics import JobMetrics
 from aisubs.pipeline import (
     PipelineResult,
     asr_options,
@@ -49,10 +51,12 @@ T = TypeVar("T")
 
 @dataclass(frozen=True, slots=True)
 class Lease:
-    """What a remote stage needs to watch its job: id and the lease it runs under."""
+    """What a remote stage needs to watch its job: id and the lease it runs under (and
+    the attempt, so the stage's log lines name it too)."""
 
     job_id: str
     token: str
+    attempt: int = 0
 
 
 class StageBackend(Protocol):
@@ -72,6 +76,33 @@ class _Stopped(Exception):
     """The job stopped being ours (cancelled, deleted, lease lost) while we worked."""
 
 
+class _StageClock:
+    """Stage timings of one attempt; real-time factors once the audio length is known."""
+
+    def __init__(self, metrics: JobMetrics):
+        self.metrics = metrics
+        self.audio_s: float | None = None
+        self._early: list[tuple[str, float]] = []
+
+    def done(self, stage: str, seconds: float) -> None:
+        if self.audio_s is None:
+            self._early.append((stage, seconds))  # fetch/decode: length known right after
+        else:
+            self.metrics.stage_finished(stage, seconds, self.audio_s)
+
+    def audio(self, seconds: float) -> None:
+        self.audio_s = seconds
+        for stage, took in self._early:
+            self.metrics.stage_finished(stage, took, seconds)
+        self._early.clear()
+
+    def flush(self) -> None:
+        """Record stages that finished before a failure left the length unknown."""
+        for stage, took in self._early:
+            self.metrics.stage_finished(stage, took, None)
+        self._early.clear()
+
+
 class JobExecutor:
     """Runs leased jobs; one instance serves many concurrent jobs."""
 
@@ -82,26 +113,34 @@ class JobExecutor:
         storage: Storage,
         stages: StageBackend,
         worker_instance: str = "runner",
+        metrics: JobMetrics | None = None,
     ):
         self.settings = settings
         self.store = store
         self.storage = storage
         self.stages = stages
         self.worker_instance = worker_instance
+        self.metrics = metrics or JobMetrics()
         self.base_asr_options = ASROptions.from_settings(settings.asr)
 
     async def run(self, job: Job) -> str:
         """Process ``job`` (already claimed: running, with a lease); return its final state.
 
         Never raises for job-level problems: they end as ``fail`` (retried or final) in the
-        store. Returns "succeeded", "failed", "retrying" or "stopped".
+        store. Returns "succeeded", "failed", "retrying" or "stopped". Every log line of the
+        attempt, library lines in worker threads included, carries the job's context.
         """
+        with job_context(str(job.id), job.attempts, self.worker_instance):
+            return await self._run(job)
+
+    async def _run(self, job: Job) -> str:
         assert job.lease_token is not None, "run() needs a claimed job"
-        lease = Lease(str(job.id), job.lease_token)
+        lease = Lease(str(job.id), job.lease_token, job.attempts)
         started = time.perf_counter()
         stage = "fetch"
         work = asyncio.current_task()
         stop_reason: list[str] = []
+        clock = _StageClock(self.metrics)
         heartbeat = asyncio.create_task(self._heartbeat(job, work, stop_reason))
         log.info("job started", extra=self._log_extra(job))
         try:
@@ -110,7 +149,7 @@ class JobExecutor:
                 nonlocal stage
                 stage = name
 
-            result = await self._execute(job, lease, enter)
+            result = await self._execute(job, lease, enter, clock)
             keys = await self._store_results(job, result)
             await self._call(
                 self.store.complete,
@@ -120,11 +159,14 @@ class JobExecutor:
                 compute_seconds=time.perf_counter() - started,
                 audio_duration_s=result.audio_duration_s,
             )
+            self.metrics.succeeded(time.perf_counter() - started, result.audio_duration_s)
             log.info("job succeeded", extra=self._log_extra(job))
             return "succeeded"
         except (asyncio.CancelledError, Cancelled, LeaseLost, NotFound, _Stopped) as exc:
             if isinstance(exc, asyncio.CancelledError) and not stop_reason:
                 raise  # the runner itself is shutting down: the lease will expire
+            reason = stop_reason[0] if stop_reason else getattr(exc, "code", str(exc) or "stopped")
+            self.metrics.stopped(reason, time.perf_counter() - started)
             log.info(
                 "job stopped (%s) during %s", stop_reason or exc, stage, extra=self._log_extra(job)
             )
@@ -135,29 +177,38 @@ class JobExecutor:
                 log.exception("job failed in %s", stage, extra=self._log_extra(job))
             try:
                 updated = await self._call(self.store.fail, job.id, job.lease_token, error)
-            except (LeaseLost, Cancelled, NotFound):
+            except (LeaseLost, Cancelled, NotFound) as lost:
+                self.metrics.stopped(lost.code, time.perf_counter() - started)
                 return "stopped"
+            self.metrics.failed(
+                error.stage or stage,
+                error.code,
+                final=updated.state.is_terminal,
+                seconds=time.perf_counter() - started,
+            )
             log.info(
                 "job attempt failed: %s (%s)", error.code, updated.state, extra=self._log_extra(job)
             )
             return "failed" if updated.state.is_terminal else "retrying"
         finally:
+            clock.flush()
             heartbeat.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await heartbeat
 
     # ------------------------------------------------------------------ stages
     async def _execute(
-        self, job: Job, lease: Lease, enter: Callable[[str], None]
+        self, job: Job, lease: Lease, enter: Callable[[str], None], clock: _StageClock
     ) -> PipelineResult:
         options = job.options
         validate_options(options)
         enter("fetch")
-        async with self._event_stage(job, "fetch"), self._local_media(job) as path:
+        async with self._event_stage(job, "fetch", clock), self._local_media(job) as path:
             enter("decode")
-            async with self._event_stage(job, "decode"):
+            async with self._event_stage(job, "decode", clock):
                 audio = await asyncio.to_thread(decode_audio, path, self.settings.media)
         duration = len(audio) / SAMPLE_RATE
+        clock.audio(duration)
         await self._progress(job, "decode", stage_fraction("decode", 1.0))
 
         shared = self.stages.share(audio)
@@ -168,13 +219,22 @@ class JobExecutor:
         )
         request = asr_options(options, self.base_asr_options)
         enter("asr")
-        async with self._event_stage(job, "asr"):
-            asr_call = self._bounded(self.stages.transcribe(shared, request, lease), timeout, "asr")
+        async with self._event_stage(job, "asr", None):
+            # ASR and diarization run at the same time: each is timed on its own.
+            asr_call = self._timed(
+                self._bounded(self.stages.transcribe(shared, request, lease), timeout, "asr"),
+                "asr",
+                clock,
+            )
             if options.diarize:
-                diar_call = self._bounded(
-                    self.stages.diarize(shared, diarization_hints(options), lease),
-                    timeout,
+                diar_call = self._timed(
+                    self._bounded(
+                        self.stages.diarize(shared, diarization_hints(options), lease),
+                        timeout,
+                        "diarization",
+                    ),
                     "diarization",
+                    clock,
                 )
                 transcript, turns = await asyncio.gather(asr_call, diar_call)
             else:
@@ -186,7 +246,7 @@ class JobExecutor:
         target = translation_target(options)
         if target is not None:
             enter("translate")
-            async with self._event_stage(job, "translate"):
+            async with self._event_stage(job, "translate", clock):
                 translated = await self._bounded(
                     self.stages.transcribe(
                         shared, _translate_request(request, transcript.language), lease
@@ -195,7 +255,7 @@ class JobExecutor:
                     "translate",
                 )
         enter("subtitles")
-        async with self._event_stage(job, "subtitles"):
+        async with self._event_stage(job, "subtitles", clock):
             return await asyncio.to_thread(
                 assemble, transcript, turns, options, self.settings.subtitles, translated
             )
@@ -259,17 +319,31 @@ class JobExecutor:
             raise _Stopped(exc.code) from exc
 
     @asynccontextmanager
-    async def _event_stage(self, job: Job, stage: str) -> AsyncIterator[None]:
+    async def _event_stage(
+        self, job: Job, stage: str, clock: _StageClock | None
+    ) -> AsyncIterator[None]:
+        """Record the stage in the job's timeline (and, given ``clock``, in the metrics)."""
         started = time.perf_counter()
         await self._progress(job, stage, stage_fraction(stage, 0.0))
         await self._call(self.store.add_event, job.id, EventKind.STAGE_STARTED, {"stage": stage})
+        log.info("stage %s started", stage)
         yield
+        seconds = time.perf_counter() - started
+        if clock is not None:
+            clock.done(stage, seconds)
         await self._call(
             self.store.add_event,
             job.id,
             EventKind.STAGE_FINISHED,
-            {"stage": stage, "seconds": round(time.perf_counter() - started, 3)},
+            {"stage": stage, "seconds": round(seconds, 3)},
         )
+        log.info("stage %s finished in %.2f s", stage, seconds)
+
+    async def _timed(self, call: Awaitable[T], stage: str, clock: _StageClock) -> T:
+        started = time.perf_counter()
+        result = await call
+        clock.done(stage, time.perf_counter() - started)
+        return result
 
     async def _bounded(self, call: Awaitable[T], timeout: float, stage: str) -> T:
         try:

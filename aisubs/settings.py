@@ -168,6 +168,20 @@ class ServeSettings(BaseModel):
     default_max_priority: int = Field(5, ge=1, le=10)
 
 
+class ObservabilitySettings(BaseModel):
+    """Logs and metrics (aisubs.observability): log line format, level, the /metrics route."""
+
+    # "json": one JSON object per line (job_id, attempt, worker_instance on every line of
+    # a job's life); "text": the classic human format with the same fields appended.
+    log_format: Literal["text", "json"] = "text"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    # GET /metrics on the ingress: queue and replica gauges read from the store at scrape
+    # time (Prometheus text format). Per-event metrics go through Ray's metrics agent.
+    metrics_route: bool = True
+    # How often GPU replicas refresh their GPU-memory gauge (only when a GPU is visible).
+    gpu_sample_s: float = Field(15.0, gt=0)
+
+
 class Settings(BaseSettings):
     """All settings of the service, nested by concern."""
 
@@ -184,6 +198,7 @@ class Settings(BaseSettings):
     diarization: DiarizationSettings = Field(default_factory=DiarizationSettings)
     subtitles: SubtitleSettings = Field(default_factory=SubtitleSettings)
     serve: ServeSettings = Field(default_factory=ServeSettings)
+    observability: ObservabilitySettings = Field(default_factory=ObservabilitySettings)
 
 
 def load_settings(**overrides: object) -> Settings:

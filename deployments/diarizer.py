@@ -13,6 +13,7 @@ from ray import serve
 from aisubs.settings import Settings
 from aisubs.transcript import SpeakerTurn
 from deployments.common import fetch_audio, gpu_facts, process_rss_mb, watch
+from deployments.metrics import InFlight, sample_gpu_memory, setup_replica, stage_context
 
 log = logging.getLogger(__name__)
 
@@ -24,20 +25,29 @@ class Diarizer:
         from aisubs.queue import open_store
 
         self.settings = settings
+        self.metrics = setup_replica(settings)
         started = time.perf_counter()
         self.diarizer = load_diarizer(settings.diarization)
         self.load_seconds = time.perf_counter() - started
+        self.metrics.model_loaded("Diarizer", settings.diarization.backend, self.load_seconds)
+        self.in_flight = InFlight(self.metrics, "Diarizer")
+        self.instance = f"Diarizer-{serve.get_replica_context().replica_id.unique_id}"
+        self._gpu_sampler = asyncio.get_event_loop().create_task(
+            sample_gpu_memory(self.metrics, "Diarizer", settings.observability.gpu_sample_s)
+        )
         self.store = open_store(settings)
         log.info("Diarizer ready (%s) in %.1f s", settings.diarization.backend, self.load_seconds)
 
     async def diarize(
         self, shared: Any, hints: dict[str, int | None], lease: Any = None
     ) -> list[SpeakerTurn]:
-        audio = await fetch_audio(shared)
-        should_cancel = watch(self.store, lease, self.settings.serve.cancel_check_s)
-        return await asyncio.to_thread(
-            lambda: self.diarizer.diarize(audio, should_cancel=should_cancel, **hints)
-        )
+        with self.in_flight, stage_context(lease, self.instance):
+            audio = await fetch_audio(shared)
+            log.info("diarizing %.1f s of audio", len(audio) / 16000)
+            should_cancel = watch(self.store, lease, self.settings.serve.cancel_check_s)
+            return await asyncio.to_thread(
+                lambda: self.diarizer.diarize(audio, should_cancel=should_cancel, **hints)
+            )
 
     def info(self) -> dict[str, Any]:
         return {

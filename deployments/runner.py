@@ -21,6 +21,7 @@ from aisubs.asr.base import ASROptions
 from aisubs.runner import JobExecutor, Lease
 from aisubs.settings import Settings
 from aisubs.transcript import SpeakerTurn, Transcript
+from deployments.metrics import setup_replica
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +56,7 @@ class JobRunner:
         from aisubs.media.storage import Storage
         from aisubs.queue import open_store
 
+        metrics = setup_replica(settings)
         context = serve.get_replica_context()
         self.instance = f"runner-{context.replica_id.unique_id}"
         self.store = open_store(settings)
@@ -64,6 +66,7 @@ class JobRunner:
             Storage.from_settings(settings.media),
             RayStages(transcriber, diarizer),
             worker_instance=self.instance,
+            metrics=metrics,
         )
 
     async def run(self, job_id: str, lease_token: str) -> str:

@@ -20,6 +20,7 @@ from aisubs.asr.base import ASROptions
 from aisubs.settings import Settings
 from aisubs.transcript import Transcript
 from deployments.common import fetch_audio, gpu_facts, process_rss_mb, watch
+from deployments.metrics import InFlight, sample_gpu_memory, setup_replica, stage_context
 
 log = logging.getLogger(__name__)
 
@@ -31,9 +32,16 @@ class Transcriber:
         from aisubs.queue import open_store
 
         self.settings = settings
+        self.metrics = setup_replica(settings)
         started = time.perf_counter()
         self.engine = load_asr_engine(settings.asr)
         self.load_seconds = time.perf_counter() - started
+        self.metrics.model_loaded("Transcriber", self.engine.model_name, self.load_seconds)
+        self.in_flight = InFlight(self.metrics, "Transcriber")
+        self.instance = f"Transcriber-{serve.get_replica_context().replica_id.unique_id}"
+        self._gpu_sampler = asyncio.get_event_loop().create_task(
+            sample_gpu_memory(self.metrics, "Transcriber", settings.observability.gpu_sample_s)
+        )
         self.store = open_store(settings)
         log.info(
             "Transcriber ready: %s model %s loaded in %.1f s",
@@ -43,9 +51,13 @@ class Transcriber:
         )
 
     async def transcribe(self, shared: Any, options: ASROptions, lease: Any = None) -> Transcript:
-        audio = await fetch_audio(shared)
-        should_cancel = watch(self.store, lease, self.settings.serve.cancel_check_s)
-        return await asyncio.to_thread(self.engine.transcribe, audio, options, None, should_cancel)
+        with self.in_flight, stage_context(lease, self.instance):
+            audio = await fetch_audio(shared)
+            log.info("transcribing %.1f s of audio (%s)", len(audio) / 16000, options.task)
+            should_cancel = watch(self.store, lease, self.settings.serve.cancel_check_s)
+            return await asyncio.to_thread(
+                self.engine.transcribe, audio, options, None, should_cancel
+            )
 
     def info(self) -> dict[str, Any]:
         return {

@@ -36,10 +36,18 @@ def main(
         8, help="Logical CPUs for the local head (replicas reserve some)."
     ),
     dashboard_port: int = typer.Option(8265),
+    metrics_port: int = typer.Option(
+        8080,
+        help="Ray's metrics agent (Prometheus scrape) port; the app's own gauges "
+        "are on the API port under /metrics.",
+    ),
 ) -> None:
-    logging.basicConfig(
-        level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
+    from aisubs.observability import configure_logging
+    from aisubs.settings import load_settings
+
+    settings = load_settings()
+    configure_logging(settings.observability)
+    log.setLevel(logging.INFO)
     os.environ.setdefault("RAY_AUTH_MODE", "disabled")
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
@@ -50,10 +58,8 @@ def main(
     import ray
     from ray import serve
 
-    from aisubs.settings import load_settings
     from serve_app.app import build_app
 
-    settings = load_settings()
     gpus = real_gpu_count()
     if gpus == 0:
         log.warning("no GPU visible: declaring %d fake GPUs; models run on the CPU", fake_gpus)
@@ -73,17 +79,22 @@ def main(
         include_dashboard=True,
         dashboard_host="127.0.0.1",
         dashboard_port=dashboard_port,
+        _metrics_export_port=metrics_port,
         runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}},
     )
     try:
         serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
         serve.run(build_app(), name="aisubs", route_prefix="/", blocking=False)
         log.info(
-            "AI-Subs ready on http://%s:%d in %.1f s (dashboard http://127.0.0.1:%d)",
+            "AI-Subs ready on http://%s:%d in %.1f s (dashboard http://127.0.0.1:%d, "
+            "metrics http://127.0.0.1:%d/metrics and http://%s:%d/metrics)",
             settings.serve.host,
             settings.serve.port,
             time.perf_counter() - started,
             dashboard_port,
+            metrics_port,
+            settings.serve.host,
+            settings.serve.port,
         )
         log.info("create an API key with: .venv/bin/aisubs apikey create --owner you")
         stop.wait()

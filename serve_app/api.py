@@ -37,6 +37,10 @@ def _no_workers() -> int:
     return 0
 
 
+def _no_replicas() -> Mapping[str, Mapping[str, int]]:
+    return {}
+
+
 def _models_able_to_start() -> dict[str, Any]:
     return {"status": "able_to_start", "detail": "models load when a worker replica starts"}
 
@@ -59,6 +63,9 @@ class ApiState:
     # or a per-deployment entry with "can_start": False.
     models_ready: Callable[[], Mapping[str, Any]] = _models_able_to_start
     gpu_visible: bool = False
+    # Model replicas per deployment, {"Transcriber": {"running": n, "pending": n}, ...},
+    # for GET /metrics.
+    replica_counts: Callable[[], Mapping[str, Mapping[str, int]]] = _no_replicas
     # After a failed connection attempt, answer StoreUnavailable for this long without
     # trying again (so a dead database is not hammered by every request).
     store_retry_s: float = 2.0
@@ -133,7 +140,7 @@ class ApiState:
 def create_api(state: ApiState) -> FastAPI:
     """Build the FastAPI application over ``state`` (routes, error handlers, OpenAPI)."""
     from serve_app.http_errors import install_error_handlers
-    from serve_app.routes import health, jobs, queue
+    from serve_app.routes import health, jobs, metrics, queue
     from serve_app.routes.strict_query import reject_unknown_query_params
     from serve_app.routes.uploads import install_submit_openapi
 
@@ -153,5 +160,7 @@ def create_api(state: ApiState) -> FastAPI:
     app.include_router(health.router)
     app.include_router(jobs.router)
     app.include_router(queue.router)
+    if state.settings.observability.metrics_route:
+        app.include_router(metrics.router)
     install_submit_openapi(app)
     return app

@@ -20,17 +20,31 @@ from aisubs.dispatch import DispatchReport
 from aisubs.errors import AisubsError
 from aisubs.queue.models import Job
 from aisubs.settings import Settings
+from deployments.metrics import setup_replica
 
 log = logging.getLogger(__name__)
 
 
+PENDING_STATES = (ReplicaState.STARTING, ReplicaState.UPDATING, ReplicaState.RECOVERING)
+
+
 def count_running_replicas(app_name: str, deployment: str) -> int:
     """Running replicas of ``deployment`` as the Serve controller sees them."""
+    return replica_counts(app_name, (deployment,))[deployment]["running"]
+
+
+def replica_counts(app_name: str, deployments: tuple[str, ...]) -> dict[str, dict[str, int]]:
+    """Running and pending (starting, updating, recovering) replicas per deployment."""
     status = serve.status()
     app = status.applications.get(app_name)
-    if app is None or deployment not in app.deployments:
-        return 0
-    return int(app.deployments[deployment].replica_states.get(ReplicaState.RUNNING, 0))
+    counts: dict[str, dict[str, int]] = {}
+    for name in deployments:
+        states = app.deployments[name].replica_states if app and name in app.deployments else {}
+        counts[name] = {
+            "running": int(states.get(ReplicaState.RUNNING, 0)),
+            "pending": sum(int(states.get(s, 0)) for s in PENDING_STATES),
+        }
+    return counts
 
 
 @serve.deployment(name="Dispatcher", num_replicas=1, ray_actor_options={"num_cpus": 0.1})
@@ -50,6 +64,7 @@ class Dispatcher:
             store=self.store,
             worker_instance=f"dispatcher-{context.replica_id.unique_id}",
             active_workers=lambda: self.workers,
+            metrics=setup_replica(settings),
         )
         self.last_report = DispatchReport()
         self._loop = asyncio.get_event_loop().create_task(self._run())

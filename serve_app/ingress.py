@@ -16,7 +16,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from aisubs.settings import Settings
-from serve_app.dispatcher import count_running_replicas
+from serve_app.dispatcher import replica_counts
 
 log = logging.getLogger(__name__)
 
@@ -27,19 +27,22 @@ WORKER_DEPLOYMENTS = ("Transcriber", "Diarizer")
 @serve.ingress()
 class Ingress:
     def __init__(self, settings: Settings, dispatcher: DeploymentHandle):
+        from deployments.metrics import setup_replica
         from serve_app.api import ApiState
 
+        setup_replica(settings)
         self.settings = settings
         # Kept so the dispatcher is part of this application's graph (and for status).
         self.dispatcher = dispatcher
         self.app_name = serve.get_replica_context().app_name
-        self._replicas: dict[str, int] = {}
+        self._replicas: dict[str, dict[str, int]] = {}
         self._replicas_at = 0.0
         self.state = ApiState.create(
             settings,
             active_workers=lambda: self._replica_counts().get("Transcriber", 0),
             models_ready=self._models_ready,
             gpu_visible=ray.cluster_resources().get("GPU", 0) > 0,
+            replica_counts=self._replica_states,
         )
 
     def __serve_build_asgi_app__(self) -> FastAPI:
@@ -47,18 +50,21 @@ class Ingress:
 
         return create_api(self.state)
 
-    def _replica_counts(self) -> dict[str, int]:
-        """Running worker replicas, cached for a few seconds (asked on every status call)."""
+    def _replica_states(self) -> dict[str, dict[str, int]]:
+        """Running and pending worker replicas, cached for a few seconds (asked on every
+        status call and scrape)."""
         now = time.monotonic()
         if now - self._replicas_at > 5.0:
             try:
-                self._replicas = {
-                    name: count_running_replicas(self.app_name, name) for name in WORKER_DEPLOYMENTS
-                }
+                self._replicas = replica_counts(self.app_name, WORKER_DEPLOYMENTS)
             except Exception as exc:  # the controller is busy: answer with the last count
                 log.warning("cannot read replica counts: %s", exc)
             self._replicas_at = now
         return self._replicas
+
+    def _replica_counts(self) -> dict[str, int]:
+        """Running worker replicas per deployment."""
+        return {name: s.get("running", 0) for name, s in self._replica_states().items()}
 
     def _models_ready(self) -> dict[str, Any]:
         """Warm replicas per model deployment; zero is fine when the cluster can start one."""
