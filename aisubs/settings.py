@@ -96,7 +96,8 @@ class DiarizationSettings(BaseModel):
     # pyannote: a local pipeline directory (config.yaml + checkpoints) or a hub id with a token.
     pyannote_pipeline: str | None = None
     pyannote_token: str | None = None
-    max_speakers: int = Field(8, ge=1)
+    # Cap when a job gives no hint; long meetings and compilations hold well over 8 voices.
+    max_speakers: int = Field(32, ge=1)
     device: Literal["auto", "cpu", "cuda"] = "auto"
     # Embedded backend (Silero VAD + Resemblyzer windows + Ward clustering); defaults were
     # chosen on the AMI train excerpts, see aisubs/diarization/embedded.py.
@@ -111,6 +112,10 @@ class DiarizationSettings(BaseModel):
     hop_s: float = Field(0.5, gt=0)
     cluster_threshold: float = Field(0.30, gt=0)
     max_cluster_windows: int = Field(3000, ge=2)
+    # Long recordings are clustered in chunks of this length, then linked by voice.
+    cluster_chunk_s: float = Field(30.0, gt=0)
+    cluster_link_threshold: float = Field(0.5, gt=0)
+    min_speaker_s: float = Field(2.0, ge=0)
     min_turn_s: float = Field(0.3, ge=0)
 
 
@@ -154,6 +159,10 @@ class ServeSettings(BaseModel):
     max_replicas: int = Field(5, ge=1)
     jobs_per_replica: int = Field(2, ge=1)
     runner_max_concurrent_jobs: int = Field(8, ge=1)
+    # HTTP edge: replicas of the ingress and requests each one handles at once (Serve's
+    # default of 5 queued 50 concurrent clients at the proxy for tens of seconds).
+    ingress_replicas: int = Field(1, ge=1)
+    ingress_max_ongoing_requests: int = Field(100, ge=1)
     dispatch_interval_s: float = Field(1.0, gt=0)
     # Backlog autoscaling (serve_app.autoscaling): how often the queue is read, how long
     # the backlog must stay low before replicas are removed.

@@ -103,4 +103,8 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         .bind(settings, transcriber, diarizer)
     )
     dispatcher = deployments["dispatcher"].bind(settings, runner)
-    return deployments["ingress"].bind(settings, dispatcher)
+    ingress = deployments["ingress"].options(
+        num_replicas=serve.ingress_replicas,
+        max_ongoing_requests=serve.ingress_max_ongoing_requests,
+    )
+    return ingress.bind(settings, dispatcher)
