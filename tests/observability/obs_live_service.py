@@ -220,21 +220,29 @@ def main(out: Path) -> None:
             f"{base}/v1/jobs/{ids['good']}/events"
         ).status_code
 
-        deadline = time.monotonic() + 120
+        jobs_done = time.monotonic()
+        deadline = jobs_done + 120
         ray_text = ""
         while time.monotonic() < deadline:
             ray_text = httpx.get(f"http://127.0.0.1:{metrics_port}/metrics", timeout=10).text
             if all(name in ray_text for name in EXPECTED_RAY):
                 break
             time.sleep(2)
-        ingress = httpx.get(f"{base}/metrics", timeout=10)
+        result["ray_metrics_visible_after_s"] = round(time.monotonic() - jobs_done, 1)
+        scrape_ms = []
+        for _ in range(5):
+            started = time.perf_counter()
+            ingress = httpx.get(f"{base}/metrics", timeout=10)
+            scrape_ms.append((time.perf_counter() - started) * 1000)
+        result["ingress_scrape_ms_median"] = round(sorted(scrape_ms)[2], 1)
+        result["ingress_scrape_bytes"] = len(ingress.content)
         result["ray_names"] = names(ray_text)
         result["ingress_status"] = ingress.status_code
         result["ingress_content_type"] = ingress.headers.get("content-type")
         result["ingress_names"] = names(ingress.text)
         result["ingress_text"] = ingress.text
         result["ray_aisubs_lines"] = [
-            line for line in ray_text.splitlines() if "aisubs" in line and not line.startswith("#")
+            line for line in ray_text.splitlines() if line.startswith("ray_aisubs_")
         ]
         session = Path(ray._private.worker._global_node.get_session_dir_path())
         result["job_log_lines"] = job_log_lines(session / "logs", ids["good"])
@@ -249,3 +257,22 @@ def main(out: Path) -> None:
 
 if __name__ == "__main__":
     main(Path(sys.argv[1]))
+    summary = json.loads(Path(sys.argv[1]).read_text())
+    print(
+        json.dumps(
+            {
+                k: summary.get(k)
+                for k in (
+                    "ray_metrics_visible_after_s",
+                    "ingress_scrape_ms_median",
+                    "ingress_scrape_bytes",
+                    "gpu_visible",
+                )
+            }
+            | {
+                "ray_aisubs_series": len(summary.get("ray_aisubs_lines", [])),
+                "job_states": {k: v["state"] for k, v in summary.get("jobs", {}).items()},
+                "good_job_log_lines": len(summary.get("job_log_lines", [])),
+            }
+        )
+    )
