@@ -203,7 +203,7 @@ class JobExecutor:
         options = job.options
         validate_options(options)
         enter("fetch")
-        async with self._event_stage(job, "fetch", clock), self._local_media(job) as path:
+        async with self._local_media(job, clock) as path:
             enter("decode")
             async with self._event_stage(job, "decode", clock):
                 audio = await asyncio.to_thread(decode_audio, path, self.settings.media)
@@ -274,12 +274,17 @@ class JobExecutor:
         return await asyncio.to_thread(write)
 
     @asynccontextmanager
-    async def _local_media(self, job: Job) -> AsyncIterator[Path]:
-        """The job's media as a local file: a stored upload or a freshly fetched URL."""
+    async def _local_media(self, job: Job, clock: _StageClock) -> AsyncIterator[Path]:
+        """The job's media as a local file: a stored upload or a freshly fetched URL.
+
+        Only getting the file counts as the ``fetch`` stage; the caller decodes it while the
+        file is held, as a stage of its own.
+        """
         if job.source.startswith(UPLOAD_SCHEME):
             key = job.source[len(UPLOAD_SCHEME) :]
             cm = self.storage.local_path(key)
-            path = await asyncio.to_thread(cm.__enter__)
+            async with self._event_stage(job, "fetch", clock):
+                path = await asyncio.to_thread(cm.__enter__)
             try:
                 yield path
             finally:
@@ -287,7 +292,8 @@ class JobExecutor:
             return
         with tempfile.TemporaryDirectory(prefix="aisubs-fetch-") as tmp:
             dest = Path(tmp) / "source"
-            await asyncio.to_thread(fetch_url, job.source, dest, self.settings.media)
+            async with self._event_stage(job, "fetch", clock):
+                await asyncio.to_thread(fetch_url, job.source, dest, self.settings.media)
             yield dest
 
     # ------------------------------------------------------------------ lease upkeep

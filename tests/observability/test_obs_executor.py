@@ -62,8 +62,8 @@ def test_final_failure_counted_by_stage_and_code(tmp_path: Path) -> None:
     assert asyncio.run(executor.run(job)) == "failed"
     assert rec.get(m.JOBS_FAILED, stage="decode", code="undecodable_media", outcome="failed") == [1]
     assert len(rec.get(m.JOB_PROCESSING, outcome="failed")) == 1
-    # no stage finished (decode runs inside fetch, which holds the local file)
-    assert rec.series(m.STAGE_SECONDS) == {}
+    # fetch finished (the file was there); decode, where it failed, did not
+    assert list(rec.series(m.STAGE_SECONDS)) == [(("stage", "fetch"),)]
     assert rec.series(m.STAGE_RTF) == {}
     assert rec.series(m.JOBS_COMPLETED) == {}
 

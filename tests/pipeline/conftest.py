@@ -3,27 +3,12 @@
 from __future__ import annotations
 
 import os
-from pathlib import Path
 from typing import Any
 
 import pytest
+from pipeline_support import make_settings
 
-from aisubs.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
-
-def make_settings(tmp: Path, **sections: Any) -> Settings:
-    base: dict[str, Any] = {
-        "store": {"backend": "sqlite", "sqlite_path": str(tmp / "q.sqlite3")},
-        "media": {"storage_url": str(tmp / "media"), "results_url": str(tmp / "results")},
-        "asr": {"model": "tiny.en", "cache_dir": str(REPO / "var" / "models"), "beam_size": 1},
-    }
-    for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
-    return Settings(**base)
 
 
 @pytest.fixture(scope="session")

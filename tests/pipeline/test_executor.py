@@ -8,7 +8,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import DATA, make_settings
+from pipeline_support import DATA, make_settings
 
 from aisubs.media.storage import Storage, media_key
 from aisubs.queue import JobState, open_store

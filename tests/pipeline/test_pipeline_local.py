@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 import srt
-from conftest import DATA, make_settings
+from pipeline_support import DATA, make_settings
 
 from aisubs.errors import InvalidRequest, UndecodableMedia
 from aisubs.pipeline import LocalPipeline, translation_target, validate_options
