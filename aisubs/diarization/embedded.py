@@ -6,7 +6,8 @@ on a machine with no model hub. Stages:
 1. loudness-normalised Silero VAD -> speech regions (:mod:`.vad`);
 2. 1.5 s windows every 0.5 s inside speech -> GE2E embeddings, each averaged with its
    adjacent windows (:mod:`.embedding`);
-3. size-normalised Ward clustering, count chosen by threshold or hints (:mod:`.clustering`);
+3. size-normalised Ward clustering of each 30 s chunk, local clusters linked across chunks
+   by centroid distance; count chosen by thresholds or hints (:mod:`.clustering`);
 4. per-frame votes, short-run smoothing, turns (:mod:`.turns`).
 
 Measured with the defaults (collar 0.25 s, overlap scored, scripts/eval_diarization.py):
@@ -15,6 +16,11 @@ development 28.1 %) where a one-speaker answer scores 44.5 % and a perfect singl
 system still 15.5 % (overlapped speech). Resemblyzer's embeddings separate voices weakly
 on far-field audio, so the speaker-count threshold has a narrow good range; see
 :class:`aisubs.diarization.clustering.ClusteringOptions`.
+
+On long input (the shared clips concatenated and cycled to 30 minutes: 28 distinct voices,
+each recurring every 7.4 minutes) it finds 19 speakers and keeps a recurring voice's label,
+speaker confusion about 10 % of scored speech; one pass of share-weighted Ward over the
+whole recording found ONE. Diarizing an hour adds about 100 MB to the process.
 """
 
 from __future__ import annotations
@@ -66,7 +72,11 @@ class EmbeddedDiarizer:
             device=resolve_device(settings.device),
         )
         self.clustering = ClusteringOptions(
-            threshold=settings.cluster_threshold, max_windows=settings.max_cluster_windows
+            threshold=settings.cluster_threshold,
+            max_windows=settings.max_cluster_windows,
+            chunk_s=settings.cluster_chunk_s,
+            link_threshold=settings.cluster_link_threshold,
+            min_speaker_s=settings.min_speaker_s,
         )
         self._lock = threading.Lock()  # torch modules are not re-entrant across threads
 
@@ -95,7 +105,7 @@ class EmbeddedDiarizer:
             # Speech too short to embed: one voice is the only honest answer.
             return canonical_turns((s, e, 0) for s, e in regions)
         vectors = smooth_embeddings(windows, self.settings.hop_s)
-        labels = cluster_embeddings(vectors, bounds, self.clustering)
+        labels = cluster_embeddings(vectors, bounds, self.clustering, starts=windows.starts)
         per_frame = frame_labels(windows, labels, regions, duration)
         smoothed = smooth_labels(
             per_frame, min_turn_frames=round(self.settings.min_turn_s / FRAME_S)

@@ -49,7 +49,8 @@ def loudness_gain(audio: np.ndarray, *, target_dbfs: float, noise_floor_dbfs: fl
     if loud_db < noise_floor_dbfs:
         return 0.0
     gain = 10 ** ((target_dbfs - loud_db) / 20)
-    peak = float(np.max(np.abs(audio))) or 1.0
+    # max/min, not abs(): abs would copy an hour of audio (230 MB) just to find the peak.
+    peak = max(float(audio.max()), -float(audio.min())) or 1.0
     return float(min(gain, 0.99 / peak))
 
 
@@ -83,7 +84,12 @@ class SileroVAD:
             self._model.reset_states()
             for start in range(0, len(audio), step):
                 check_cancel(should_cancel)
-                block = torch.from_numpy(audio[start : start + step] * np.float32(gain))
+                chunk = audio[start : start + step] * np.float32(gain)
+                if len(chunk) < VAD_FRAME:
+                    # Silero rejects a final block shorter than one frame; pad it (its
+                    # probability is cut off below with the rest of the padding).
+                    chunk = np.pad(chunk, (0, VAD_FRAME - len(chunk)))
+                block = torch.from_numpy(chunk)
                 out = self._model.audio_forward(block, SAMPLE_RATE)
                 probs.append(out.reshape(-1).numpy())
         if not probs:

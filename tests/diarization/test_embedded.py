@@ -86,3 +86,47 @@ def test_window_cap_keeps_long_input_bounded(sample_audio) -> None:  # type: ign
     turns = capped.diarize(long_audio, num_speakers=2)
     assert len(_speakers(turns)) == 2
     assert turns[-1].end > 55.0
+
+
+def _majority_speaker(turns, start: float, end: float) -> str:  # type: ignore[no-untyped-def]
+    talk: dict[str, float] = {}
+    for t in turns:
+        overlap = min(t.end, end) - max(t.start, start)
+        if overlap > 0:
+            talk[t.speaker] = talk.get(t.speaker, 0.0) + overlap
+    assert talk, f"no speech found in {start:.1f}-{end:.1f} s"
+    return max(talk, key=talk.__getitem__)
+
+
+def test_long_concatenation_keeps_distinct_voices(embedded_diarizer, ami_set, data) -> None:  # type: ignore[no-untyped-def]
+    # The regression: ~7 minutes of real clips with 20+ distinct voices came out as ONE
+    # speaker, because each voice holds a small share of a long recording.
+    import librosa
+
+    def load(path):  # type: ignore[no-untyped-def]
+        return librosa.load(str(path), sr=16_000, mono=True)[0]
+
+    jfk = load(data.root / "asr" / "jfk.flac")
+    libri = load(data.root / "asr" / "librispeech-61-70968-0000.flac")
+    ami = [audio for audio, _, _ in ami_set.values()]
+    # jfk and librispeech sit apart, between meeting excerpts, not next to each other.
+    parts = [*ami[:4], jfk, *ami[4:8], load(data.sample_wav), libri, *ami[8:]]
+    bounds, t = {}, 0.0
+    for part in parts:
+        bounds[id(part)] = (t, t + len(part) / 16_000)
+        t += len(part) / 16_000
+    audio = np.concatenate(parts).astype(np.float32)
+    turns = embedded_diarizer.diarize(audio)
+    assert len(_speakers(turns)) >= 4
+    jfk_label = _majority_speaker(turns, *bounds[id(jfk)])
+    libri_label = _majority_speaker(turns, *bounds[id(libri)])
+    assert jfk_label != libri_label
+
+
+def test_vad_accepts_a_final_block_shorter_than_one_frame(embedded_diarizer, sample_audio) -> None:  # type: ignore[no-untyped-def]
+    # Silero refuses chunks under 512 samples: audio whose length is just past a 60 s
+    # block boundary used to crash the whole diarization.
+    audio = np.resize(sample_audio, 60 * 16_000 + 100)
+    probs = embedded_diarizer.vad.speech_probabilities(audio, gain=1.0)
+    assert len(probs) == -(-len(audio) // 512)
+    assert embedded_diarizer.diarize(audio)

@@ -122,6 +122,52 @@ def test_clustering_is_independent_of_window_density() -> None:
         assert _same_partition(cluster_embeddings(x, SpeakerBounds(1, 8)), truth)
 
 
+def _voices_in_chunks(n_voices: int, per: int, seed: int = 0) -> tuple[np.ndarray, ...]:
+    """Voice ``v`` speaks ``per`` windows (hop 0.5 s) in the v-th 30 s chunk; voice 0 again last."""
+    rng = np.random.default_rng(seed)
+    means = rng.standard_normal((n_voices, 32))
+    order = [*range(n_voices), 0]
+    truth = np.repeat(order, per)
+    starts = np.concatenate([c * 30.0 + 0.5 * np.arange(per) for c in range(len(order))])
+    x = means[truth] + 0.1 * rng.standard_normal((len(truth), 32))
+    return x, truth, starts
+
+
+def test_clustering_many_voices_with_small_shares() -> None:
+    # The regression: 20 voices, each a twentieth of a long recording. Clustered in one
+    # pass with share-weighted Ward heights they all fell under the cut (one speaker).
+    x, truth, starts = _voices_in_chunks(20, 12)
+    labels = cluster_embeddings(x, SpeakerBounds(1, 32), starts=starts)
+    assert _same_partition(labels, truth)
+    # A voice that comes back after many others keeps its label.
+    assert labels[0] == labels[-1]
+
+
+def test_clustering_long_input_honours_bounds_and_short_input_is_unchanged() -> None:
+    x, _, starts = _voices_in_chunks(6, 12)
+    assert len(set(cluster_embeddings(x, SpeakerBounds(1, 3), starts=starts).tolist())) == 3
+    assert len(set(cluster_embeddings(x, SpeakerBounds(8, 8), starts=starts).tolist())) == 8
+    # Everything inside one chunk: the same answer as the single-pass clustering.
+    short, _ = _blobs(3, 20)
+    times = 0.5 * np.arange(len(short)) / 2
+    assert np.array_equal(
+        cluster_embeddings(short, SpeakerBounds(1, 8), starts=times),
+        cluster_embeddings(short, SpeakerBounds(1, 8)),
+    )
+
+
+def test_clustering_long_input_keeps_tiny_clusters_off_the_speaker_list() -> None:
+    # A lone 1-window outlier in some chunk is not a new speaker on long input.
+    x, _, starts = _voices_in_chunks(3, 12)
+    rng = np.random.default_rng(5)
+    x = np.vstack([x, rng.standard_normal((1, 32))])
+    starts = np.append(starts, starts.max() + 40.0)
+    labels = cluster_embeddings(x, SpeakerBounds(1, 32), starts=starts)
+    assert len(set(labels.tolist())) == 3
+    with pytest.raises(ValueError):
+        cluster_embeddings(x, SpeakerBounds(1, 8), starts=starts[:-1])
+
+
 # ---------------------------------------------------------------- windows and turns
 def test_window_bounds_cover_regions() -> None:
     opts = WindowOptions(window_s=1.5, hop_s=0.5, min_window_s=0.4)
