@@ -227,11 +227,18 @@ def create_keys(env: Mapping[str, str], owners: list[str], max_priority: int = 9
 class Client:
     """Async API client for one owner that rides out outages (refused connections, 5xx)."""
 
-    def __init__(self, base_url: str, key: str, latencies: list[float] | None = None):
+    def __init__(
+        self,
+        base_url: str,
+        key: str,
+        latencies: list[float] | None = None,
+        by_kind: dict[str, list[float]] | None = None,
+    ):
         self.http = httpx.AsyncClient(
             base_url=base_url, headers={"Authorization": f"Bearer {key}"}, timeout=120
         )
         self.latencies = latencies if latencies is not None else []
+        self.by_kind = by_kind if by_kind is not None else {}
 
     async def __aenter__(self) -> Client:
         return self
@@ -242,7 +249,10 @@ class Client:
     async def request(self, method: str, url: str, **kwargs: Any) -> httpx.Response:
         t = time.perf_counter()
         r = await self.http.request(method, url, **kwargs)
-        self.latencies.append((time.perf_counter() - t) * 1000)
+        ms = (time.perf_counter() - t) * 1000
+        self.latencies.append(ms)
+        kind = "submit" if method == "POST" else "download" if "/subtitles." in url else "read"
+        self.by_kind.setdefault(kind, []).append(ms)
         return r
 
     async def submit(self, clip: Path, **fields: Any) -> httpx.Response:

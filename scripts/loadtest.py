@@ -12,7 +12,8 @@ stopped at the end.
 Counts: ``submitted`` upload attempts; ``accepted`` answered 202; ``rejected`` refused
 (429 or any other 4xx/5xx); ``completed`` succeeded with a non-empty SRT downloaded;
 ``failed`` ended failed/cancelled; ``dropped`` accepted but not finished by ``--timeout``
-(or vanished). ``queue_wait_s``: created_at to started_at of each job;
+(or vanished). ``api_latency_ms`` covers every call (by kind: submit, read, download);
+``queue_wait_s``: created_at to started_at of each job;
 ``audio_s_per_wall_s``: audio seconds of completed jobs per second of the whole run.
 """
 
@@ -45,14 +46,22 @@ class Tally:
         self.reject_codes: dict[str, int] = {}
         self.fail_codes: dict[str, int] = {}
         self.latencies: list[float] = []
+        self.by_kind: dict[str, list[float]] = {}
         self.waits: list[float] = []
         self.audio_s = 0.0
 
 
 async def user(
-    base_url: str, key: str, index: int, jobs: int, diarize: bool, deadline: float, t: Tally
+    base_url: str,
+    key: str,
+    index: int,
+    jobs: int,
+    diarize: bool,
+    deadline: float,
+    poll_s: float,
+    t: Tally,
 ) -> None:
-    async with Client(base_url, key, t.latencies) as c:
+    async with Client(base_url, key, t.latencies, t.by_kind) as c:
         ids: list[str] = []
         for j in range(jobs):
             clip = CLIPS[(index + j) % len(CLIPS)]
@@ -71,7 +80,7 @@ async def user(
                 code = f"{r.status_code}:{_error_code(r)}"
                 t.reject_codes[code] = t.reject_codes.get(code, 0) + 1
         for job_id in ids:
-            job = await c.wait(job_id, deadline)
+            job = await c.wait(job_id, deadline, poll_s)
             state = job["state"]
             created, started = _ts(job.get("timings", {}).get("created_at")), None
             if job.get("timings", {}).get("started_at"):
@@ -101,13 +110,22 @@ def _error_code(r: Any) -> str:
 
 
 async def run_load(
-    base_url: str, keys: list[str], users: int, jobs: int, diarize: bool, timeout: float
+    base_url: str,
+    keys: list[str],
+    users: int,
+    jobs: int,
+    diarize: bool,
+    timeout: float,
+    poll_s: float = 2.0,
 ) -> dict[str, Any]:
     t = Tally()
     started = time.perf_counter()
     deadline = time.monotonic() + timeout
     await asyncio.gather(
-        *(user(base_url, keys[i % len(keys)], i, jobs, diarize, deadline, t) for i in range(users))
+        *(
+            user(base_url, keys[i % len(keys)], i, jobs, diarize, deadline, poll_s, t)
+            for i in range(users)
+        )
     )
     wall = time.perf_counter() - started
     return {
@@ -126,6 +144,14 @@ async def run_load(
             "p50": round(pct(t.latencies, 0.5) or 0.0, 1),
             "p99": round(pct(t.latencies, 0.99) or 0.0, 1),
         },
+        "api_latency_ms_by_kind": {
+            kind: {
+                "n": len(v),
+                "p50": round(pct(v, 0.5) or 0.0, 1),
+                "p99": round(pct(v, 0.99) or 0.0, 1),
+            }
+            for kind, v in sorted(t.by_kind.items())
+        },
         "queue_wait_s": summary(t.waits),
         "audio_s": round(t.audio_s, 1),
         "wall_s": round(wall, 1),
@@ -141,6 +167,7 @@ def main(
     key: list[str] = typer.Option([], help="API key(s) for --url, shared round-robin by users."),
     diarize: bool = typer.Option(True),
     timeout: float = typer.Option(1800, help="Seconds before unfinished jobs count as dropped."),
+    poll_s: float = typer.Option(2.0, help="Seconds between a user's status polls."),
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     svc = None
@@ -157,7 +184,9 @@ def main(
             report["cold_start_s"] = round(svc.last_start_s, 1)
             base_url = svc.base_url
             keys = create_keys(svc.env, [f"user{i:03d}" for i in range(users)])
-        report.update(asyncio.run(run_load(base_url, keys, users, jobs_per_user, diarize, timeout)))
+        report.update(
+            asyncio.run(run_load(base_url, keys, users, jobs_per_user, diarize, timeout, poll_s))
+        )
     finally:
         if svc is not None:
             report["stopped_cleanly"] = svc.stop()
