@@ -23,9 +23,7 @@ from typing import Any
 
 import httpx
 import pytest
-from verify_support import REPO, MediaServer, Service, broken_corpus
-
-MAX_UPLOAD = 100 * 1024 * 1024
+from verify_support import MAX_UPLOAD, REPO, MediaServer, Service, broken_corpus
 
 
 def _free_port() -> int:

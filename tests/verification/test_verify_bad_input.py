@@ -18,8 +18,15 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from conftest import MAX_UPLOAD
-from verify_support import JFK, MediaServer, Service, multipart_stream, proxy_pid, replica_pid
+from verify_support import (
+    JFK,
+    MAX_UPLOAD,
+    MediaServer,
+    Service,
+    multipart_stream,
+    proxy_pid,
+    replica_pid,
+)
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 

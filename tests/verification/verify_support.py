@@ -20,6 +20,8 @@ REPO = Path(__file__).resolve().parents[2]
 DATA = REPO.parent / "shared" / "data"
 JFK = DATA / "asr" / "jfk.flac"
 TERMINAL = ("succeeded", "failed", "cancelled")
+# Upload limit of the verification service (the oversize test sends three times this).
+MAX_UPLOAD = 100 * 1024 * 1024
 
 
 class Service:
