@@ -199,9 +199,18 @@ def long_audio() -> tuple[np.ndarray, str, list[tuple[float, float]]]:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("batched", [False, True], ids=["sequential", "batched"])
+@pytest.mark.parametrize(
+    ("batched", "piece_s"),
+    [(False, None), (True, None), (False, 50.0)],
+    ids=["sequential", "batched", "sequential-in-pieces"],
+)
 def test_long_audio_neither_loses_nor_invents_speech(
-    fw_base: ASREngine, long_audio, default_options, batched: bool
+    fw_base: ASREngine,
+    long_audio,
+    default_options,
+    batched: bool,
+    piece_s: float | None,
+    monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     """3 minutes of real speech with silent gaps: every speech region is transcribed,
     nothing appears in the gaps, and the text stays close to the references.
@@ -211,6 +220,10 @@ def test_long_audio_neither_loses_nor_invents_speech(
     """
     from dataclasses import replace
 
+    from aisubs.asr import faster_whisper_engine
+
+    if piece_s is not None:  # what a recording longer than PIECE_S goes through
+        monkeypatch.setattr(faster_whisper_engine, "PIECE_S", piece_s)
     audio, reference, gaps = long_audio
     t = fw_base.transcribe(audio, replace(default_options, batched=batched))
     hyp_words = normalize(t.text).split()
