@@ -2,7 +2,8 @@
 
     python scripts/bench_service.py --json [--clients 50] [--model tiny.en]
 
-Starts ``scripts/serve.py`` (what ``make serve`` runs) on a fresh data directory, then
+Starts ``scripts/serve.py`` (what ``make serve`` runs) on a fresh data directory (through
+``scripts/_service.py``, shared with the load and failover scripts), then
 reports: cold start to first healthy answer; submit-to-SRT seconds for ``asr/jfk.flac``;
 p50/p99 latency of ``POST /v1/jobs`` and ``GET /v1/jobs/{id}`` with N concurrent clients;
 and how long the resulting backlog takes to produce an extra Transcriber replica (read from
@@ -13,10 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import threading
@@ -29,30 +26,9 @@ import typer
 
 ROOT = Path(__file__).resolve().parents[1]
 DATA = ROOT.parent / "shared" / "data"
+sys.path.insert(0, str(ROOT / "scripts"))
 
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def _create_keys(tmp: Path, owners: list[str]) -> list[str]:
-    """API keys straight in the service's SQLite store (what `aisubs apikey create` does)."""
-    sys.path.insert(0, str(ROOT))
-    from aisubs.queue import open_store
-    from aisubs.settings import Settings
-
-    settings = Settings(store={"sqlite_path": tmp / "q.sqlite3"})  # type: ignore[arg-type]
-    with open_store(settings) as store:
-        return [store.create_api_key(owner, 9)[1] for owner in owners]
+from _service import create_keys, start_service, summary  # noqa: E402
 
 
 def _transcriber_replicas(dashboard: str) -> int:
@@ -91,8 +67,8 @@ async def _load(base: str, keys: list[str], audio: bytes) -> dict[str, Any]:
     await asyncio.gather(*(client(k) for k in keys))
     return {
         "wall_s": round(time.perf_counter() - started, 2),
-        "post_ms": {"p50": round(_pct(post_ms, 0.5), 1), "p99": round(_pct(post_ms, 0.99), 1)},
-        "get_ms": {"p50": round(_pct(get_ms, 0.5), 1), "p99": round(_pct(get_ms, 0.99), 1)},
+        "post_ms": summary(post_ms, 1),
+        "get_ms": summary(get_ms, 1),
         "ids": ids,
     }
 
@@ -103,43 +79,13 @@ def main(
     json_out: bool = typer.Option(False, "--json"),
 ) -> None:
     tmp = Path(tempfile.mkdtemp(prefix="aisubs-bench-"))
-    port, dash = _free_port(), _free_port()
-    env = dict(os.environ)
-    env.update(
-        {
-            "AISUBS_STORE__SQLITE_PATH": str(tmp / "q.sqlite3"),
-            "AISUBS_MEDIA__STORAGE_URL": str(tmp / "media"),
-            "AISUBS_MEDIA__RESULTS_URL": str(tmp / "results"),
-            "AISUBS_ASR__MODEL": model,
-            "AISUBS_ASR__CACHE_DIR": str(ROOT / "var" / "models"),
-            "AISUBS_SERVE__PORT": str(port),
-            "AISUBS_SERVE__DOWNSCALE_DELAY_S": "30",
-            "RAY_AUTH_MODE": "disabled",
-            "HF_HUB_OFFLINE": "1",
-            "RAY_TMPDIR": str(tmp),
-        }
-    )
-    base = f"http://127.0.0.1:{port}"
-    dashboard = f"http://127.0.0.1:{dash}"
-    started = time.perf_counter()
-    proc = subprocess.Popen(
-        [sys.executable, str(ROOT / "scripts" / "serve.py"), "--dashboard-port", str(dash)],
-        env=env, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=open(tmp / "serve.log", "w"),  # noqa: SIM115
-    )  # fmt: skip
     report: dict[str, Any] = {"model": model, "clients": clients}
+    svc = start_service(tmp, model, {"AISUBS_SERVE__DOWNSCALE_DELAY_S": "30"})
+    base = svc.base_url
+    dashboard = f"http://127.0.0.1:{svc.dashboard_port}"
     try:
-        while True:
-            try:
-                if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
-                    break
-            except httpx.HTTPError:
-                pass
-            if proc.poll() is not None or time.perf_counter() - started > 300:
-                raise SystemExit(f"service did not start; see {tmp / 'serve.log'}")
-            time.sleep(0.25)
-        report["cold_start_s"] = round(time.perf_counter() - started, 1)
-
-        (key,) = _create_keys(tmp, ["bench"])
+        report["cold_start_s"] = round(svc.last_start_s, 1)
+        (key,) = create_keys(svc.env, ["bench"])
         headers = {"Authorization": f"Bearer {key}"}
         audio = (DATA / "asr" / "jfk.flac").read_bytes()
         # Cold: the GPU deployments idle at zero replicas, so this includes their start.
@@ -160,7 +106,7 @@ def main(
 
         # The first job left replicas running: measure the extra one the burst needs.
         before = _transcriber_replicas(dashboard)
-        keys = _create_keys(tmp, [f"user{i:02d}" for i in range(clients)])
+        keys = create_keys(svc.env, [f"user{i:02d}" for i in range(clients)])
         burst_at = time.perf_counter()
         extra: list[float] = []
 
@@ -183,12 +129,7 @@ def main(
         for k, jid in load["ids"]:
             httpx.delete(f"{base}/v1/jobs/{jid}", headers={"Authorization": f"Bearer {k}"})
     finally:
-        proc.send_signal(signal.SIGINT)
-        try:
-            proc.wait(60)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        report["stopped_cleanly"] = proc.returncode == 0
+        report["stopped_cleanly"] = svc.stop()
     print(json.dumps(report) if json_out else json.dumps(report, indent=2))
 
 
