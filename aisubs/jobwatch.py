@@ -14,7 +14,7 @@ from collections.abc import Callable
 from uuid import UUID
 
 from aisubs.errors import AisubsError, NotFound
-from aisubs.queue.models import JobState
+from aisubs.queue.models import JobState, Progress
 from aisubs.queue.store import JobStore
 
 log = logging.getLogger(__name__)
@@ -58,3 +58,44 @@ class LeaseWatch:
         if self._stopped:
             log.info("job %s is no longer ours; stopping at this chunk", self._job_id)
         return self._stopped
+
+
+class LeaseProgress:
+    """Callable ``progress(fraction)`` that records a remote stage's progress on the job.
+
+    The model replicas know how far inference has got; the runner does not. Writes are
+    fenced by the lease (a job that is no longer ours is left alone) and throttled to one
+    every ``interval`` seconds, plus the final one.
+    """
+
+    def __init__(
+        self,
+        store: JobStore,
+        job_id: UUID,
+        lease_token: str,
+        stage: str,
+        interval: float = 1.0,
+        clock: Callable[[], float] = time.monotonic,
+    ):
+        from aisubs.pipeline import stage_fraction
+
+        self._store = store
+        self._job_id = job_id
+        self._token = lease_token
+        self._stage = stage
+        self._span = stage_fraction
+        self._interval = interval
+        self._clock = clock
+        self._next = 0.0
+
+    def __call__(self, fraction: float) -> None:
+        now = self._clock()
+        if now < self._next and fraction < 1.0:
+            return
+        self._next = now + self._interval
+        try:
+            self._store.progress(
+                self._job_id, self._token, Progress(self._stage, self._span(self._stage, fraction))
+            )
+        except AisubsError as exc:  # cancelled, lease lost, store hiccup: LeaseWatch decides
+            log.debug("progress of job %s not recorded: %s", self._job_id, exc)

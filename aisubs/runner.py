@@ -406,8 +406,16 @@ class InProcessStages:
         return LeaseWatch(self.store, UUID(lease.job_id), lease.token, self.cancel_check_s)
 
     async def transcribe(self, shared: Any, options: ASROptions, lease: Lease) -> Transcript:
+        from uuid import UUID
+
+        from aisubs.jobwatch import LeaseProgress
+
+        progress = None
+        if self.store is not None:
+            stage = "translate" if options.task == "translate" else "asr"
+            progress = LeaseProgress(self.store, UUID(lease.job_id), lease.token, stage)
         result: Transcript = await asyncio.to_thread(
-            self.asr.transcribe, shared, options, None, self._watch(lease)
+            self.asr.transcribe, shared, options, progress, self._watch(lease)
         )
         return result
 

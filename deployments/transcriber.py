@@ -19,7 +19,7 @@ from ray import serve
 from aisubs.asr.base import ASROptions
 from aisubs.settings import Settings
 from aisubs.transcript import Transcript
-from deployments.common import fetch_audio, gpu_facts, process_rss_mb, watch
+from deployments.common import fetch_audio, gpu_facts, process_rss_mb, report_progress, watch
 from deployments.metrics import InFlight, sample_gpu_memory, setup_replica, stage_context
 
 log = logging.getLogger(__name__)
@@ -55,8 +55,10 @@ class Transcriber:
             audio = await fetch_audio(shared)
             log.info("transcribing %.1f s of audio (%s)", len(audio) / 16000, options.task)
             should_cancel = watch(self.store, lease, self.settings.serve.cancel_check_s)
+            stage = "translate" if options.task == "translate" else "asr"
+            progress = report_progress(self.store, lease, stage)
             return await asyncio.to_thread(
-                self.engine.transcribe, audio, options, None, should_cancel
+                self.engine.transcribe, audio, options, progress, should_cancel
             )
 
     def info(self) -> dict[str, Any]:

@@ -52,6 +52,8 @@ from _service import (
     start_service,
 )
 
+from aisubs.pipeline import stage_fraction
+
 NAMES = {
     "a": "transcriber_killed",
     "b": "dispatcher_killed",
@@ -86,13 +88,14 @@ def failover_env() -> dict[str, str]:
     return {k: os.environ.get(k, v) for k, v in FAILOVER_ENV.items()}
 
 
-KILL_DELAY_S = 1.5
 PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# Overall progress once the ASR stage has begun.
+ASR_STARTED = stage_fraction("asr", 0.0)
 
 
 def long_clip(folder: Path) -> Path:
-    """About 40 s of real speech (JFK then the two-speaker call), so a job is surely
-    mid-ASR when the fault hits."""
+    """About 100 s of real speech (JFK, the two-speaker call, two AMI excerpts), so a job
+    is surely mid-ASR when the fault hits."""
     sys.path.insert(0, str(ROOT))
     import numpy as np
 
@@ -101,8 +104,10 @@ def long_clip(folder: Path) -> Path:
 
     path = folder / "long.wav"
     if not path.exists():
-        parts = [decode_audio(DATA / "asr" / "jfk.flac", MediaSettings()),
-                 decode_audio(DATA / "diarization" / "sample.wav", MediaSettings())]  # fmt: skip
+        sources = [DATA / "asr" / "jfk.flac", DATA / "diarization" / "sample.wav",
+                   DATA / "diarization" / "ami" / "dev00.wav",
+                   DATA / "diarization" / "ami" / "dev01.wav"]  # fmt: skip
+        parts = [decode_audio(p, MediaSettings()) for p in sources]
         audio = np.concatenate(parts)
         with wave.open(str(path), "wb") as w:
             w.setnchannels(1)
@@ -223,17 +228,21 @@ def _batch_clips(folder: Path, jobs: int) -> list[Path]:
 
 async def scenario_a(svc: ServiceProcess, keys: list[str], jobs: int, timeout: float) -> Any:
     async def inject() -> dict[str, Any]:
-        # The stage starts before Serve hands the request to the replica: give it a moment
-        # so the kill lands while the replica is transcribing the long clip.
-        await asyncio.sleep(KILL_DELAY_S)
         pids = svc.replica_pids("Transcriber")
         if not pids:
             raise RuntimeError("no Transcriber replica process found")
         _kill(pids)
-        return {"killed": "Transcriber", "pids": pids, "after_asr_started_s": KILL_DELAY_S}
+        return {"killed": "Transcriber", "pids": pids, "at_progress": views_progress[-1]}
+
+    views_progress: list[float] = [0.0]
 
     def trigger(views: list[dict[str, Any]]) -> bool:
-        return views[0]["state"] == "running" and views[0]["stage"] == "asr"
+        # Kill only once the Transcriber itself reported ASR progress: the request is then
+        # executing on the replica. (A request Serve had not yet handed over is re-sent to
+        # the replacement replica, which tests nothing.)
+        progress = float(views[0].get("progress") or 0.0)
+        views_progress.append(progress)
+        return views[0]["state"] == "running" and progress > ASR_STARTED
 
     clips = _batch_clips(svc.data_dir, jobs)
     return await run_scenario(svc, keys, clips, trigger, inject, timeout)

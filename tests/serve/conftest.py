@@ -137,12 +137,17 @@ def single_slot_service(ray_cluster: Path) -> Iterator[Service]:
 
 @pytest.fixture(scope="session")
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """About 45 s of real speech (English clips back to back) as a 16 kHz WAV."""
+    """About 100 s of real speech (English clips back to back) as a 16 kHz WAV."""
     from aisubs.media.decode import decode_audio
     from aisubs.settings import MediaSettings
 
-    clips = [DATA / "asr" / "jfk.flac", DATA / "diarization" / "sample.wav"]
-    audio = np.concatenate([decode_audio(c, MediaSettings()) for c in clips * 1])
+    clips = [
+        DATA / "asr" / "jfk.flac",
+        DATA / "diarization" / "sample.wav",
+        DATA / "diarization" / "ami" / "dev00.wav",
+        DATA / "diarization" / "ami" / "dev01.wav",
+    ]
+    audio = np.concatenate([decode_audio(c, MediaSettings()) for c in clips])
     path = tmp_path_factory.mktemp("clips") / "long.wav"
     with wave.open(str(path), "wb") as w:
         w.setnchannels(1)
