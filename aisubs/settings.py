@@ -116,6 +116,9 @@ class DiarizationSettings(BaseModel):
     cluster_chunk_s: float = Field(30.0, gt=0)
     cluster_link_threshold: float = Field(0.5, gt=0)
     min_speaker_s: float = Field(2.0, ge=0)
+    # Within-voice scatter of window embeddings: a split must beat what one voice's scatter
+    # alone produces (keeps short single-speaker clips at one speaker).
+    voice_scatter: float = Field(0.18, ge=0)
     min_turn_s: float = Field(0.3, ge=0)
 
 

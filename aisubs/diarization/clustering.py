@@ -17,6 +17,15 @@ Two levels, the way long-form diarizers (pyannote 3 among them) work:
    with less than ``min_speaker_s`` of speech are too noisy to found a speaker; they join
    the nearest linked one.
 
+A split must also beat chance. Ward always finds *some* best split, and with few windows a
+single voice's scatter alone makes it look convincing: consecutive windows overlap and are
+averaged with their neighbours, so an 11 s clip holds only about four independent looks at
+the voice, and jfk.flac (one speaker) came out as two. For one voice whose independent
+observations scatter by ``s^2`` around its centroid, splitting it costs Ward about
+``c * s^2`` (``c`` windows per independent observation), whatever the window count; so the
+local cut height is never below the height of that chance split, ``sqrt(2 c s^2 / n)``.
+From about 10 s of speech on it is below ``threshold`` and changes nothing.
+
 Recordings no longer than one chunk take only the local step, exactly as before. Memory
 and time stay bounded for any duration: the local step is O(chunk^2), the global one
 works on a few centroids per chunk (at most ``max_windows`` of them are linked; the rest
@@ -49,6 +58,13 @@ class ClusteringOptions:
     link_threshold: float = 0.5
     # Local clusters with less speech than this are attached, never a speaker of their own.
     min_speaker_s: float = 2.0
+    # Mean squared distance of one voice's (unit, neighbour-smoothed) window embeddings to
+    # its centroid: median 0.176 over the reference single-speaker windows of the AMI
+    # excerpts and the phone-call sample. Sets the chance level a split must beat.
+    voice_scatter: float = 0.18
+    # Seconds of audio behind one embedding (window plus the neighbours it is averaged
+    # with): windows closer than this are not independent evidence about the voice.
+    embedding_span_s: float = 2.5
 
 
 def _normalise(vectors: np.ndarray) -> np.ndarray:
@@ -86,8 +102,23 @@ def _cut(tree: np.ndarray, height: float, bounds: SpeakerBounds, n: int) -> np.n
     return _compact(labels)
 
 
-def _cluster_local(x: np.ndarray, bounds: SpeakerBounds, opts: ClusteringOptions) -> np.ndarray:
-    """Size-normalised Ward on unit vectors ``x`` (the single-chunk clustering)."""
+def _chance_height(m: int, per_observation: float, opts: ClusteringOptions) -> float:
+    """Normalised Ward height of the best split of ONE voice seen through ``m`` windows.
+
+    Ward's merge height is ``sqrt(2 * cost)``; splitting one voice's windows costs about
+    ``c * voice_scatter``, with ``c`` windows per independent observation (at least one).
+    """
+    return float(np.sqrt(2.0 * max(per_observation, 1.0) * opts.voice_scatter / m))
+
+
+def _cluster_local(
+    x: np.ndarray, bounds: SpeakerBounds, opts: ClusteringOptions, per_observation: float = 1.0
+) -> np.ndarray:
+    """Size-normalised Ward on unit vectors ``x`` (the single-chunk clustering).
+
+    ``per_observation``: how many consecutive rows of ``x`` share their audio (1 when rows
+    are independent); it sets the chance level a split must beat.
+    """
     n = len(x)
     if n <= 1:
         return np.zeros(n, dtype=np.int64)
@@ -96,7 +127,9 @@ def _cluster_local(x: np.ndarray, bounds: SpeakerBounds, opts: ClusteringOptions
     m = len(sample)
     tree = linkage(sample, method="ward", metric="euclidean")
     tree[:, 2] /= np.sqrt(m)
-    labels = _cut(tree, opts.threshold, bounds, m)
+    # Subsampled rows lie further apart, so fewer of them share audio.
+    height = max(opts.threshold, _chance_height(m, per_observation * m / n, opts))
+    labels = _cut(tree, height, bounds, m)
     if m == n:
         return labels
     result = np.argmax(x @ _centroids(sample, labels, int(labels.max()) + 1).T, axis=1)
@@ -120,7 +153,8 @@ def cluster_embeddings(
     """Cluster index per embedding row, ``0..k-1``, with ``k`` inside ``bounds`` if possible.
 
     ``starts`` (seconds, one per row) lets long recordings be clustered chunk by chunk and
-    linked; without it every row is clustered in one pass. ``k`` can fall short of
+    linked, and tells how many rows share audio; without it every row is clustered in one
+    pass and taken as independent evidence. ``k`` can fall short of
     ``bounds.min_speakers`` only when there are fewer windows (or, on long input, local
     clusters) than requested speakers.
     """
@@ -134,9 +168,10 @@ def cluster_embeddings(
     starts = np.asarray(starts, dtype=np.float64)
     if len(starts) != n:
         raise ValueError(f"{len(starts)} window starts for {n} embeddings")
+    per_observation = opts.embedding_span_s / _typical_hop(starts)
     chunks = np.floor((starts - starts.min()) / opts.chunk_s).astype(np.int64)
     if chunks.max() == 0:
-        return _cluster_local(x, bounds, opts)
+        return _cluster_local(x, bounds, opts, per_observation)
 
     # 1. Local clusters, chunk by chunk, each at most max_speakers voices.
     local_bounds = SpeakerBounds(1, bounds.max_speakers)
@@ -144,13 +179,13 @@ def cluster_embeddings(
     offset = 0
     for chunk in np.unique(chunks):
         rows = np.flatnonzero(chunks == chunk)
-        labels = _cluster_local(x[rows], local_bounds, opts)
+        labels = _cluster_local(x[rows], local_bounds, opts, per_observation)
         local[rows] = labels + offset
         offset += int(labels.max()) + 1
     if offset < bounds.min_speakers:
         # Fewer local voices than the caller insists on: only one tree over all windows
         # can be cut into that many.
-        return _cluster_local(x, bounds, opts)
+        return _cluster_local(x, bounds, opts, per_observation)
     sizes = np.bincount(local, minlength=offset).astype(np.float64)
     centres = _centroids(x, local, offset)
 

@@ -41,6 +41,22 @@ def test_ami_pooled_der_target(embedded_diarizer, ami_set) -> None:  # type: ign
     assert pooled <= 0.30
 
 
+def test_single_speaker_clips_give_one_speaker(embedded_diarizer, data) -> None:  # type: ignore[no-untyped-def]
+    # The regression: jfk.flac (the README demo, 11 s, one voice over crowd noise) came out
+    # as SPEAKER_00 then SPEAKER_01, and so did most of these 4-9 s clips.
+    import librosa
+
+    clips = sorted(p for p in (data.root / "asr").iterdir() if p.suffix in {".wav", ".flac"})
+    assert len(clips) >= 10, "expected jfk, librispeech and the picovoice clips"
+    counts = {
+        clip.name: len(
+            _speakers(embedded_diarizer.diarize(librosa.load(str(clip), sr=16_000, mono=True)[0]))
+        )
+        for clip in clips
+    }
+    assert counts == dict.fromkeys(counts, 1)
+
+
 def test_num_speakers_is_honoured(embedded_diarizer, sample_audio) -> None:  # type: ignore[no-untyped-def]
     assert len(_speakers(embedded_diarizer.diarize(sample_audio, num_speakers=2))) == 2
     assert len(_speakers(embedded_diarizer.diarize(sample_audio, num_speakers=3))) == 3

@@ -238,3 +238,31 @@ def test_rttm_loader_and_self_score(data) -> None:  # type: ignore[no-untyped-de
     ]
     assert der(data.ami / "train.rttm", as_turns, uem=uem, uri="trn00") == pytest.approx(0.0)
     assert der(data.sample_rttm, []) == pytest.approx(1.0)
+
+
+def _two_halves(per_half: int, separation: float, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
+    """One drift of the voice: ``per_half`` windows (hop 0.5 s) on each side of a direction."""
+    rng = np.random.default_rng(seed)
+    base = rng.standard_normal(32)
+    base /= np.linalg.norm(base)
+    shift = rng.standard_normal(32)
+    shift -= (shift @ base) * base
+    shift *= separation / (2 * np.linalg.norm(shift))
+    x = np.vstack([np.tile(base + shift, (per_half, 1)), np.tile(base - shift, (per_half, 1))])
+    x += 0.01 * rng.standard_normal(x.shape)
+    return x, 0.5 * np.arange(len(x))
+
+
+def test_clustering_split_must_beat_one_voices_chance_scatter() -> None:
+    # The regression: jfk.flac (11 s, one speaker) came out as two. A difference between
+    # two 2.5 s stretches is what one voice's scatter gives by chance...
+    x, starts = _two_halves(5, 0.55)
+    assert set(cluster_embeddings(x, SpeakerBounds(1, 8), starts=starts).tolist()) == {0}
+    # ...the same difference held for 20 s on each side is two voices,
+    x, starts = _two_halves(40, 0.55)
+    assert len(set(cluster_embeddings(x, SpeakerBounds(1, 8), starts=starts).tolist())) == 2
+    # and so it is when every row is independent evidence, or when the caller says so.
+    x, starts = _two_halves(5, 0.55)
+    assert len(set(cluster_embeddings(x, SpeakerBounds(1, 8)).tolist())) == 2
+    two = SpeakerBounds(2, 2)
+    assert len(set(cluster_embeddings(x, two, starts=starts).tolist())) == 2
