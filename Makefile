@@ -10,6 +10,9 @@ export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 export RAY_AUTH_MODE := disabled
 export RAY_USAGE_STATS_ENABLED := 0
+# Single-node Ray on loopback: without this, Ray resolves 127.0.0.1 to the machine's
+# interface address and its servers talk over it.
+export RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER := 0
 
 .PHONY: venv test lint pg promtool serve bench-queue clean
 
