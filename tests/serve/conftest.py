@@ -7,8 +7,6 @@ failover and ordering scenarios finish in seconds.
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 import wave
 from collections.abc import Iterator
@@ -22,12 +20,6 @@ from serve_support import DATA, Service
 
 REPO = Path(__file__).resolve().parents[2]
 APP = "aisubs"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def app_settings(tmp: Path, port: int) -> dict[str, Any]:
@@ -61,35 +53,9 @@ def app_settings(tmp: Path, port: int) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    tmp = tmp_path_factory.mktemp("ray")
-    home = tmp / "home"
-    home.mkdir()
-    os.environ.update(
-        {
-            "RAY_AUTH_MODE": "disabled",
-            "HOME": str(home),
-            "RAY_TMPDIR": str(tmp),
-            "RAY_USAGE_STATS_ENABLED": "0",
-            "HF_HUB_OFFLINE": "1",
-        }
-    )
-    import ray
-    from ray import serve
-
-    ray.init(
-        num_cpus=4,
-        num_gpus=2,
-        include_dashboard=False,
-        _temp_dir=str(tmp / "r"),
-        _node_ip_address="127.0.0.1",
-    )
-    # Serve's HTTP proxy is started once, here: a later serve.start() keeps the first options.
-    serve.start(http_options={"host": "127.0.0.1", "port": free_port()})
-    yield tmp
-
-    serve.shutdown()
-    ray.shutdown()
+def ray_cluster(local_ray: Any) -> Path:
+    """Scratch space on the session's shared Ray cluster (tests/conftest.py)."""
+    return Path(local_ray.tmp)
 
 
 def _deploy(tmp: Path, name: str, prefix: str, slots: int) -> Iterator[Service]:

@@ -1,9 +1,8 @@
 """Session fixtures for the verification tests: the app deployed on a real Ray cluster.
 
-The cluster is shared: when another conftest (tests/serve) already started Ray in this
-process, its cluster and Serve instance are reused and our copies of the application are
-added under their own names and route prefixes; otherwise one is started here (and shut
-down at the end). Two copies are deployed:
+The cluster is the session's shared one (``local_ray`` in tests/conftest.py), where the
+tests/serve apps may run too; our copies of the application have their own names and route
+prefixes. Two copies are deployed:
 
 * ``verify`` (``/verify``): tiny.en, one Transcriber and one Diarizer replica with two
   slots, short leases, a 100 MB upload limit, 10 min max duration, and 127.0.0.1/32 in
@@ -14,8 +13,6 @@ down at the end). Two copies are deployed:
 
 from __future__ import annotations
 
-import os
-import socket
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -24,12 +21,6 @@ from typing import Any
 import httpx
 import pytest
 from verify_support import MAX_UPLOAD, REPO, MediaServer, Service, broken_corpus
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def app_settings(folder: Path, port: int, **serve: Any) -> dict[str, Any]:
@@ -69,40 +60,9 @@ def app_settings(folder: Path, port: int, **serve: Any) -> dict[str, Any]:
 
 
 @pytest.fixture(scope="session")
-def verify_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[int]:
-    """The Serve HTTP port of a running Ray cluster in this process."""
-    import ray
-    from ray import serve
-    from ray.serve.context import _get_global_client
-
-    owned = not ray.is_initialized()
-    if owned:
-        tmp = tmp_path_factory.mktemp("vray")
-        home = tmp / "home"
-        home.mkdir()
-        os.environ.update(
-            {
-                "RAY_AUTH_MODE": "disabled",
-                "HOME": str(home),
-                "RAY_TMPDIR": str(tmp),
-                "RAY_USAGE_STATS_ENABLED": "0",
-                "HF_HUB_OFFLINE": "1",
-            }
-        )
-        ray.init(
-            num_cpus=4,
-            num_gpus=2,
-            include_dashboard=False,
-            _temp_dir=str(tmp / "r"),
-            _node_ip_address="127.0.0.1",
-        )
-        serve.start(http_options={"host": "127.0.0.1", "port": _free_port()})
-    client = _get_global_client()
-    assert client is not None
-    yield int(client.http_config.port)
-    if owned:
-        serve.shutdown()
-        ray.shutdown()
+def verify_cluster(local_ray: Any) -> int:
+    """The Serve HTTP port of the session's shared Ray cluster (tests/conftest.py)."""
+    return int(local_ray.port)
 
 
 def _deploy(port: int, folder: Path, name: str, settings: dict[str, Any]) -> Service:
