@@ -135,9 +135,7 @@ def test_priority_then_fairness_then_age(make_store: StoreFactory, clock: Manual
     assert store.claim("w1", 5) == []
 
 
-def test_batch_claim_equals_one_by_one_claims(
-    make_store: StoreFactory, clock: ManualClock
-) -> None:
+def test_batch_claim_equals_one_by_one_claims(make_store: StoreFactory, clock: ManualClock) -> None:
     """Two slots freeing at once must not both go to the owner with the older backlog."""
     store = make_store(max_running_per_owner=5)
     flood = []
