@@ -11,13 +11,42 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from uuid import UUID
 
 from aisubs.errors import AisubsError, NotFound
+from aisubs.pipeline import stage_fraction
 from aisubs.queue.models import JobState, Progress
 from aisubs.queue.store import JobStore
 
 log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class Lease:
+    """What a remote stage needs to watch its job: id and the lease it runs under (and
+    the attempt, so the stage's log lines name it too)."""
+
+    job_id: str
+    token: str
+    attempt: int = 0
+
+
+def watch_lease(store: JobStore | None, lease: Lease | None, interval: float) -> LeaseWatch | None:
+    """``should_cancel`` for a stage working under ``lease`` (None outside a job)."""
+    if store is None or lease is None:
+        return None
+    return LeaseWatch(store, UUID(lease.job_id), lease.token, interval=interval)
+
+
+def report_progress(
+    store: JobStore | None, lease: Lease | None, stage: str
+) -> LeaseProgress | None:
+    """``progress`` for a stage working under ``lease``, written to the job (None outside
+    a job)."""
+    if store is None or lease is None:
+        return None
+    return LeaseProgress(store, UUID(lease.job_id), lease.token, stage)
 
 
 class LeaseWatch:
@@ -77,13 +106,10 @@ class LeaseProgress:
         interval: float = 1.0,
         clock: Callable[[], float] = time.monotonic,
     ):
-        from aisubs.pipeline import stage_fraction
-
         self._store = store
         self._job_id = job_id
         self._token = lease_token
         self._stage = stage
-        self._span = stage_fraction
         self._interval = interval
         self._clock = clock
         self._next = 0.0
@@ -95,7 +121,9 @@ class LeaseProgress:
         self._next = now + self._interval
         try:
             self._store.progress(
-                self._job_id, self._token, Progress(self._stage, self._span(self._stage, fraction))
+                self._job_id,
+                self._token,
+                Progress(self._stage, stage_fraction(self._stage, fraction)),
             )
         except AisubsError as exc:  # cancelled, lease lost, store hiccup: LeaseWatch decides
             log.debug("progress of job %s not recorded: %s", self._job_id, exc)

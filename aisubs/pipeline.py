@@ -85,6 +85,11 @@ def asr_options(options: JobOptions, base: ASROptions) -> ASROptions:
     )
 
 
+def transcription_stage(request: ASROptions) -> str:
+    """The progress stage an ASR request belongs to: the source pass or the translation."""
+    return "translate" if request.task == "translate" else "asr"
+
+
 def diarization_hints(options: JobOptions) -> dict[str, int | None]:
     return {
         "num_speakers": options.num_speakers,

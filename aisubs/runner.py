@@ -16,7 +16,6 @@ import tempfile
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any, Protocol, TypeVar
 
@@ -24,6 +23,7 @@ import numpy as np
 
 from aisubs.asr.base import ASROptions
 from aisubs.errors import AisubsError, Cancelled, LeaseLost, NotFound, PipelineError
+from aisubs.jobwatch import Lease, report_progress, watch_lease
 from aisubs.media.decode import SAMPLE_RATE, decode_audio
 from aisubs.media.fetch import fetch_url
 from aisubs.media.storage import Storage, result_key
@@ -35,6 +35,7 @@ from aisubs.pipeline import (
     assemble,
     diarization_hints,
     stage_fraction,
+    transcription_stage,
     translation_target,
     validate_options,
 )
@@ -42,21 +43,12 @@ from aisubs.queue.models import EventKind, Job, JobError, Progress
 from aisubs.queue.store import JobStore
 from aisubs.settings import Settings
 from aisubs.transcript import SpeakerTurn, Transcript
+from aisubs.translation import translate_request
 
 log = logging.getLogger(__name__)
 
 UPLOAD_SCHEME = "upload://"
 T = TypeVar("T")
-
-
-@dataclass(frozen=True, slots=True)
-class Lease:
-    """What a remote stage needs to watch its job: id and the lease it runs under (and
-    the attempt, so the stage's log lines name it too)."""
-
-    job_id: str
-    token: str
-    attempt: int = 0
 
 
 class StageBackend(Protocol):
@@ -249,7 +241,7 @@ class JobExecutor:
             async with self._event_stage(job, "translate", clock):
                 translated = await self._bounded(
                     self.stages.transcribe(
-                        shared, _translate_request(request, transcript.language), lease
+                        shared, translate_request(request, transcript.language), lease
                     ),
                     timeout,
                     "translate",
@@ -370,10 +362,6 @@ class JobExecutor:
         }
 
 
-def _translate_request(request: ASROptions, language: str | None) -> ASROptions:
-    return replace(request, task="translate", language=language or request.language)
-
-
 class InProcessStages:
     """:class:`StageBackend` over models loaded in this process (no Ray).
 
@@ -396,26 +384,11 @@ class InProcessStages:
     def share(self, audio: np.ndarray) -> Any:
         return audio
 
-    def _watch(self, lease: Lease) -> Callable[[], bool] | None:
-        from uuid import UUID
-
-        from aisubs.jobwatch import LeaseWatch
-
-        if self.store is None:
-            return None
-        return LeaseWatch(self.store, UUID(lease.job_id), lease.token, self.cancel_check_s)
-
     async def transcribe(self, shared: Any, options: ASROptions, lease: Lease) -> Transcript:
-        from uuid import UUID
-
-        from aisubs.jobwatch import LeaseProgress
-
-        progress = None
-        if self.store is not None:
-            stage = "translate" if options.task == "translate" else "asr"
-            progress = LeaseProgress(self.store, UUID(lease.job_id), lease.token, stage)
+        progress = report_progress(self.store, lease, transcription_stage(options))
+        watch = watch_lease(self.store, lease, self.cancel_check_s)
         result: Transcript = await asyncio.to_thread(
-            self.asr.transcribe, shared, options, progress, self._watch(lease)
+            self.asr.transcribe, shared, options, progress, watch
         )
         return result
 
@@ -424,7 +397,7 @@ class InProcessStages:
     ) -> list[SpeakerTurn]:
         if self.diarizer is None:
             return []
-        watch = self._watch(lease)
+        watch = watch_lease(self.store, lease, self.cancel_check_s)
         turns: list[SpeakerTurn] = await asyncio.to_thread(
             lambda: self.diarizer.diarize(shared, should_cancel=watch, **hints)
         )

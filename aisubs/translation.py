@@ -43,6 +43,14 @@ class Translator(Protocol):
     ) -> Transcript: ...
 
 
+def translate_request(base: ASROptions, language: str | None) -> ASROptions:
+    """Whisper's translate pass over the same audio, from the spoken ``language``.
+
+    Word timings are needed to lay the translation onto the source segments.
+    """
+    return replace(base, task="translate", word_timestamps=True, language=language or base.language)
+
+
 def check_target(target: str | None) -> None:
     """Refuse targets no configured translator can produce, before any work is queued."""
     if target is not None and target.lower() not in WHISPER_TARGETS:
@@ -57,7 +65,7 @@ class WhisperTranslator:
 
     def __init__(self, engine: ASREngine, base_options: ASROptions):
         self._engine = engine
-        self._options = replace(base_options, task="translate", word_timestamps=True)
+        self._options = base_options
 
     def translate(
         self,
@@ -67,7 +75,7 @@ class WhisperTranslator:
         should_cancel: CancelCheck | None = None,
     ) -> Transcript:
         check_target(target)
-        options = replace(self._options, language=source.language or self._options.language)
+        options = translate_request(self._options, source.language)
         return self._engine.transcribe(audio, options, should_cancel=should_cancel)
 
 

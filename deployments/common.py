@@ -1,17 +1,12 @@
-"""Bits every deployment shares: device facts, lease watching and the audio hand-off."""
+"""Bits every deployment shares: device facts and the audio hand-off."""
 
 from __future__ import annotations
 
 import logging
 import os
 from typing import Any
-from uuid import UUID
 
 import numpy as np
-
-from aisubs.jobwatch import LeaseProgress, LeaseWatch
-from aisubs.queue.store import JobStore
-from aisubs.runner import Lease
 
 log = logging.getLogger(__name__)
 
@@ -43,21 +38,6 @@ def process_rss_mb() -> float:
     with open("/proc/self/statm") as f:
         pages = int(f.read().split()[1])
     return pages * os.sysconf("SC_PAGE_SIZE") / 2**20
-
-
-def report_progress(
-    store: JobStore | None, lease: Lease | None, stage: str
-) -> LeaseProgress | None:
-    """Progress of a remote stage, written to the job (None outside a job)."""
-    if store is None or lease is None:
-        return None
-    return LeaseProgress(store, UUID(lease.job_id), lease.token, stage)
-
-
-def watch(store: JobStore | None, lease: Lease | None, interval: float) -> LeaseWatch | None:
-    if store is None or lease is None:
-        return None
-    return LeaseWatch(store, UUID(lease.job_id), lease.token, interval=interval)
 
 
 async def fetch_audio(shared: Any) -> np.ndarray:

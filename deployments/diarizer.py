@@ -10,9 +10,10 @@ from typing import Any
 
 from ray import serve
 
+from aisubs.jobwatch import watch_lease
 from aisubs.settings import Settings
 from aisubs.transcript import SpeakerTurn
-from deployments.common import fetch_audio, gpu_facts, process_rss_mb, watch
+from deployments.common import fetch_audio, gpu_facts, process_rss_mb
 from deployments.metrics import InFlight, sample_gpu_memory, setup_replica, stage_context
 
 log = logging.getLogger(__name__)
@@ -44,7 +45,7 @@ class Diarizer:
         with self.in_flight, stage_context(lease, self.instance):
             audio = await fetch_audio(shared)
             log.info("diarizing %.1f s of audio", len(audio) / 16000)
-            should_cancel = watch(self.store, lease, self.settings.serve.cancel_check_s)
+            should_cancel = watch_lease(self.store, lease, self.settings.serve.cancel_check_s)
             return await asyncio.to_thread(
                 lambda: self.diarizer.diarize(audio, should_cancel=should_cancel, **hints)
             )

@@ -18,7 +18,8 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from aisubs.asr.base import ASROptions
-from aisubs.runner import JobExecutor, Lease
+from aisubs.jobwatch import Lease
+from aisubs.runner import JobExecutor
 from aisubs.settings import Settings
 from aisubs.transcript import SpeakerTurn, Transcript
 from deployments.metrics import setup_replica

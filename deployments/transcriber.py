@@ -17,9 +17,11 @@ from typing import Any
 from ray import serve
 
 from aisubs.asr.base import ASROptions
+from aisubs.jobwatch import report_progress, watch_lease
+from aisubs.pipeline import transcription_stage
 from aisubs.settings import Settings
 from aisubs.transcript import Transcript
-from deployments.common import fetch_audio, gpu_facts, process_rss_mb, report_progress, watch
+from deployments.common import fetch_audio, gpu_facts, process_rss_mb
 from deployments.metrics import InFlight, sample_gpu_memory, setup_replica, stage_context
 
 log = logging.getLogger(__name__)
@@ -54,9 +56,8 @@ class Transcriber:
         with self.in_flight, stage_context(lease, self.instance):
             audio = await fetch_audio(shared)
             log.info("transcribing %.1f s of audio (%s)", len(audio) / 16000, options.task)
-            should_cancel = watch(self.store, lease, self.settings.serve.cancel_check_s)
-            stage = "translate" if options.task == "translate" else "asr"
-            progress = report_progress(self.store, lease, stage)
+            should_cancel = watch_lease(self.store, lease, self.settings.serve.cancel_check_s)
+            progress = report_progress(self.store, lease, transcription_stage(options))
             return await asyncio.to_thread(
                 self.engine.transcribe, audio, options, progress, should_cancel
             )

@@ -14,7 +14,7 @@ from typing import Any
 import numpy as np
 
 from aisubs.asr.base import ASROptions
-from aisubs.runner import Lease
+from aisubs.jobwatch import Lease
 from aisubs.settings import Settings
 from aisubs.transcript import Segment, SpeakerTurn, Transcript, Word
 

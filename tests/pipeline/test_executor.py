@@ -10,9 +10,10 @@ from typing import Any
 import pytest
 from pipeline_support import DATA, make_settings
 
+from aisubs.jobwatch import Lease
 from aisubs.media.storage import Storage, media_key
 from aisubs.queue import JobState, open_store
-from aisubs.runner import UPLOAD_SCHEME, InProcessStages, JobExecutor, Lease
+from aisubs.runner import UPLOAD_SCHEME, InProcessStages, JobExecutor
 
 pytestmark = pytest.mark.slow
 
