@@ -31,7 +31,6 @@ import sys
 import tempfile
 import time
 import uuid
-import wave
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -97,9 +96,8 @@ def long_clip(folder: Path) -> Path:
     """About 100 s of real speech (JFK, the two-speaker call, two AMI excerpts), so a job
     is surely mid-ASR when the fault hits."""
     sys.path.insert(0, str(ROOT))
-    import numpy as np
-
     from aisubs.media.decode import decode_audio
+    from aisubs.media.wav import write_wav
     from aisubs.settings import MediaSettings
 
     path = folder / "long.wav"
@@ -107,13 +105,7 @@ def long_clip(folder: Path) -> Path:
         sources = [DATA / "asr" / "jfk.flac", DATA / "diarization" / "sample.wav",
                    DATA / "diarization" / "ami" / "dev00.wav",
                    DATA / "diarization" / "ami" / "dev01.wav"]  # fmt: skip
-        parts = [decode_audio(p, MediaSettings()) for p in sources]
-        audio = np.concatenate(parts)
-        with wave.open(str(path), "wb") as w:
-            w.setnchannels(1)
-            w.setsampwidth(2)
-            w.setframerate(16000)
-            w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+        write_wav(path, (decode_audio(p, MediaSettings()) for p in sources))
     return path
 
 

@@ -16,7 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
-import wave
+from collections.abc import Iterator
 from pathlib import Path
 
 import typer
@@ -30,7 +30,8 @@ def build_long_wav(data: Path, minutes: float, dest: Path) -> float:
     """Concatenate every clip in ``data`` (cycling) until ``minutes`` are reached."""
     import numpy as np
 
-    from aisubs.media.decode import decode_audio
+    from aisubs.media.decode import SAMPLE_RATE, decode_audio
+    from aisubs.media.wav import write_wav
     from aisubs.settings import MediaSettings
 
     clips = [
@@ -41,19 +42,18 @@ def build_long_wav(data: Path, minutes: float, dest: Path) -> float:
         data / "asr" / "picovoice.wav",
     ]
     decoded = [decode_audio(c, MediaSettings()) for c in clips]
-    target = int(minutes * 60 * 16000)
-    written = 0
-    with wave.open(str(dest), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        i = 0
-        while written < target:
-            pcm = (np.clip(decoded[i % len(decoded)], -1, 1) * 32767).astype("<i2")
-            w.writeframes(pcm.tobytes())
-            written += len(pcm)
+    target = int(minutes * 60 * SAMPLE_RATE)
+
+    def cycle() -> Iterator[np.ndarray]:
+        total, i = 0, 0
+        while total < target:
+            chunk = decoded[i % len(decoded)]
+            yield chunk
+            total += len(chunk)
             i += 1
-    return written / 16000
+
+    written = write_wav(dest, cycle())
+    return written / SAMPLE_RATE
 
 
 def child(path: str) -> None:

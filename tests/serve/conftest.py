@@ -8,13 +8,11 @@ failover and ordering scenarios finish in seconds.
 from __future__ import annotations
 
 import time
-import wave
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import httpx
-import numpy as np
 import pytest
 from serve_support import DATA, Service
 
@@ -105,6 +103,7 @@ def single_slot_service(ray_cluster: Path) -> Iterator[Service]:
 def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """About 100 s of real speech (English clips back to back) as a 16 kHz WAV."""
     from aisubs.media.decode import decode_audio
+    from aisubs.media.wav import write_wav
     from aisubs.settings import MediaSettings
 
     clips = [
@@ -113,11 +112,6 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
         DATA / "diarization" / "ami" / "dev00.wav",
         DATA / "diarization" / "ami" / "dev01.wav",
     ]
-    audio = np.concatenate([decode_audio(c, MediaSettings()) for c in clips])
     path = tmp_path_factory.mktemp("clips") / "long.wav"
-    with wave.open(str(path), "wb") as w:
-        w.setnchannels(1)
-        w.setsampwidth(2)
-        w.setframerate(16000)
-        w.writeframes((np.clip(audio, -1, 1) * 32767).astype("<i2").tobytes())
+    write_wav(path, (decode_audio(c, MediaSettings()) for c in clips))
     return path
