@@ -44,18 +44,12 @@ class Dispatcher:
     metrics: JobMetrics = field(default_factory=JobMetrics)
     _next_sample: float = field(default=0.0, init=False)
 
-    @property
-    def capacity(self) -> int:
-        """Jobs in flight the cluster can hold at its largest (replicas x jobs each)."""
-        serve = self.settings.serve
-        return serve.max_replicas * serve.jobs_per_replica
-
     def step(self) -> DispatchReport:
         report = DispatchReport()
         report.requeued = self.store.requeue_expired()
         stats = self.store.stats()
         report.running = stats.running
-        report.free_slots = max(0, self.capacity - stats.running)
+        report.free_slots = max(0, self.settings.serve.worker_slots - stats.running)
         if report.free_slots and stats.queued:
             jobs = self.store.claim(
                 self.worker_instance,

@@ -179,6 +179,12 @@ class ServeSettings(BaseModel):
     # Priority a key may use when it was created without --max-priority.
     default_max_priority: int = Field(5, ge=1, le=10)
 
+    @property
+    def worker_slots(self) -> int:
+        """Jobs in flight the cluster can hold at its largest (replicas x jobs each): the
+        dispatcher claims up to this and the runner accepts as many."""
+        return self.max_replicas * self.jobs_per_replica
+
 
 class ObservabilitySettings(BaseModel):
     """Logs and metrics (aisubs.observability): log line format, level, the /metrics route."""

@@ -64,47 +64,25 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
     overrides = dict((args or {}).get("settings") or {})
     settings = Settings(**overrides)
     serve = settings.serve
-    # @serve.deployment turns each class into a Deployment; mypy only sees the class.
-    deployments = {
-        name: cast(Deployment, cls)
-        for name, cls in {
-            "transcriber": Transcriber,
-            "diarizer": Diarizer,
-            "runner": JobRunner,
-            "dispatcher": Dispatcher,
-            "ingress": Ingress,
-        }.items()
-    }
-    transcriber = (
-        deployments["transcriber"]
-        .options(
-            ray_actor_options={
-                "num_gpus": serve.transcriber_gpus,
-                "num_cpus": serve.transcriber_cpus,
-            },
-            max_ongoing_requests=serve.jobs_per_replica,
-            autoscaling_config=autoscaling_config(settings, request_resources=True),
-        )
-        .bind(settings)
+    transcriber = _deployment(Transcriber).options(
+        ray_actor_options={"num_gpus": serve.transcriber_gpus, "num_cpus": serve.transcriber_cpus},
+        max_ongoing_requests=serve.jobs_per_replica,
+        autoscaling_config=autoscaling_config(settings, request_resources=True),
     )
-    diarizer = (
-        deployments["diarizer"]
-        .options(
-            ray_actor_options={"num_gpus": serve.diarizer_gpus, "num_cpus": serve.diarizer_cpus},
-            max_ongoing_requests=serve.jobs_per_replica,
-            autoscaling_config=autoscaling_config(settings, request_resources=False),
-        )
-        .bind(settings)
+    diarizer = _deployment(Diarizer).options(
+        ray_actor_options={"num_gpus": serve.diarizer_gpus, "num_cpus": serve.diarizer_cpus},
+        max_ongoing_requests=serve.jobs_per_replica,
+        autoscaling_config=autoscaling_config(settings, request_resources=False),
     )
-    capacity = serve.max_replicas * serve.jobs_per_replica
-    runner = (
-        deployments["runner"]
-        .options(max_ongoing_requests=capacity + 1)
-        .bind(settings, transcriber, diarizer)
-    )
-    dispatcher = deployments["dispatcher"].bind(settings, runner)
-    ingress = deployments["ingress"].options(
+    runner = _deployment(JobRunner).options(max_ongoing_requests=serve.worker_slots + 1)
+    ingress = _deployment(Ingress).options(
         num_replicas=serve.ingress_replicas,
         max_ongoing_requests=serve.ingress_max_ongoing_requests,
     )
-    return ingress.bind(settings, dispatcher)
+    jobs = runner.bind(settings, transcriber.bind(settings), diarizer.bind(settings))
+    return ingress.bind(settings, _deployment(Dispatcher).bind(settings, jobs))
+
+
+def _deployment(cls: type) -> Deployment:
+    """@serve.deployment made ``cls`` a Deployment; mypy only sees the class."""
+    return cast(Deployment, cls)
