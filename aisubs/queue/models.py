@@ -16,7 +16,7 @@ from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from aisubs.errors import AisubsError, InvalidRequest
+from aisubs.errors import AisubsError, InvalidRequest, public_message_for
 
 MIN_PRIORITY = 1
 MAX_PRIORITY = 10
@@ -61,16 +61,46 @@ class JobOptions(BaseModel):
     Validated once at submit time so a worker never meets an option it does not know.
     """
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(
+        extra="forbid",
+        frozen=True,
+        json_schema_extra={
+            "description": "What the pipeline should produce. Cross-field rules (answered "
+            "with 400 invalid_request when broken): min_speakers <= max_speakers, and "
+            "num_speakers within min_speakers..max_speakers when both are given; formats "
+            "names at least one format.",
+            "x-cross-field-rules": [
+                "min_speakers <= max_speakers",
+                "min_speakers <= num_speakers <= max_speakers",
+            ],
+        },
+    )
 
     language: str | None = Field(default=None, min_length=2, max_length=16)
     task: Literal["transcribe", "translate"] = "transcribe"
     # Target language for translation of the subtitles (None: keep the spoken language).
     translate_to: str | None = Field(default=None, min_length=2, max_length=16)
     diarize: bool = True
-    num_speakers: int | None = Field(default=None, ge=1, le=64)
-    min_speakers: int | None = Field(default=None, ge=1, le=64)
-    max_speakers: int | None = Field(default=None, ge=1, le=64)
+    num_speakers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="Exact number of speakers, when known. Must lie within "
+        "min_speakers..max_speakers when those are given too (400 otherwise).",
+    )
+    min_speakers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="At least this many speakers. Must not exceed max_speakers (400 otherwise).",
+    )
+    max_speakers: int | None = Field(
+        default=None,
+        ge=1,
+        le=64,
+        description="At most this many speakers. Must not be below min_speakers "
+        "(400 otherwise).",
+    )
     formats: tuple[OutputFormat, ...] = ("srt", "vtt", "json", "txt")
     prompt: str | None = Field(default=None, max_length=2000)
 
@@ -116,17 +146,21 @@ class JobError:
 
     @classmethod
     def from_exception(cls, exc: BaseException, stage: str | None = None) -> JobError:
-        """Map any exception to a job error; unknown exceptions are retryable internals."""
+        """Map any exception to a job error; unknown exceptions are retryable internals.
+
+        The message is the public one (users read it): the detail of ``exc`` is for the
+        log, which the caller writes.
+        """
         if isinstance(exc, AisubsError):
             return cls(
                 code=exc.code,
-                message=exc.message,
+                message=exc.public_message,
                 retryable=exc.retryable,
                 stage=stage or getattr(exc, "stage", None),
             )
         return cls(
             code="internal_error",
-            message=f"{type(exc).__name__}: {exc}",
+            message=public_message_for("internal_error"),
             retryable=True,
             stage=stage,
         )

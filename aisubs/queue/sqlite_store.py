@@ -21,12 +21,14 @@ from typing import Any
 from uuid import UUID
 
 from aisubs.errors import StoreUnavailable
+from aisubs.queue.backend import Row, SqlBackend, TxMode
 from aisubs.queue.clock import Clock
-from aisubs.queue.sql import migrations, queries
-from aisubs.queue.sql_store import Row, SqlJobStore, TxMode
+from aisubs.queue.sql import Dialect, migrations, queries
+from aisubs.queue.sql_store import SqlJobStore
 from aisubs.settings import QueueSettings
 
 MEMORY = ":memory:"
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 class _SqliteTx:
@@ -44,6 +46,16 @@ class _SqliteTx:
     def run(self, name: str, **params: Any) -> int:
         return self._conn.execute(self._sql[name], params).rowcount
 
+    @contextmanager
+    def iterate(self, name: str, **params: Any) -> Iterator[Iterator[Row]]:
+        # A sqlite3 cursor steps through the result as it is read; the write lock this
+        # transaction holds keeps the snapshot consistent.
+        cur = self._conn.execute(self._sql[name], params)
+        try:
+            yield iter(cur)
+        finally:
+            cur.close()
+
 
 def _statements(script: str) -> Iterator[str]:
     """Split a migration into complete statements (``executescript`` would COMMIT early)."""
@@ -59,19 +71,12 @@ def _statements(script: str) -> Iterator[str]:
         raise ValueError("migration ends with an incomplete statement")
 
 
-class SqliteJobStore(SqlJobStore):
-    """:class:`JobStore` on a SQLite file (or ``:memory:``)."""
+class SqliteBackend(SqlBackend):
+    """Connections, transactions and encodings of one SQLite file (or ``:memory:``)."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        settings: QueueSettings,
-        *,
-        clock: Clock | None = None,
-        rng: random.Random | None = None,
-        busy_timeout_s: float = 30.0,
-    ) -> None:
-        super().__init__(settings, clock=clock, rng=rng)
+    dialect: Dialect = "sqlite"
+
+    def __init__(self, path: str | Path, *, busy_timeout_s: float = 30.0) -> None:
         self.path = str(path)
         self._busy_timeout_s = busy_timeout_s
         self._sql = queries("sqlite")
@@ -124,7 +129,7 @@ class SqliteJobStore(SqlJobStore):
         return conn
 
     @contextmanager
-    def _transaction(self, mode: TxMode, owner_lock: str | None = None) -> Iterator[_SqliteTx]:
+    def transaction(self, mode: TxMode, owner_lock: str | None = None) -> Iterator[_SqliteTx]:
         # BEGIN IMMEDIATE serializes all writers, which covers claim and owner locks.
         conn = self._conn()
         lock = self._memory_lock
@@ -139,7 +144,8 @@ class SqliteJobStore(SqlJobStore):
                 yield _SqliteTx(conn, self._sql)
                 conn.execute("COMMIT")
             except BaseException:
-                conn.execute("ROLLBACK")
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
                 raise
         except sqlite3.OperationalError as exc:
             raise StoreUnavailable(f"SQLite store {self.path} failed: {exc}") from exc
@@ -164,7 +170,6 @@ class SqliteJobStore(SqlJobStore):
                 raise
 
     def schema_version(self) -> int:
-        """Number of migrations applied to this database."""
         return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
@@ -175,25 +180,49 @@ class SqliteJobStore(SqlJobStore):
             conn.close()
 
     # ------------------------------------------------------------------ encodings
-    def _t(self, value: datetime) -> int:
+    def time(self, value: datetime) -> int:
         if value.tzinfo is None:
             raise ValueError("naive datetime given to the job store; the clock must be aware")
-        delta = value - datetime(1970, 1, 1, tzinfo=UTC)
+        delta = value - _EPOCH
         return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
-    def _dt(self, value: Any) -> datetime:
+    def from_time(self, value: Any) -> datetime:
         seconds, micros = divmod(int(value), 1_000_000)
         return datetime.fromtimestamp(seconds, UTC).replace(microsecond=micros)
 
-    def _json(self, value: Mapping[str, Any]) -> str:
+    def json(self, value: Mapping[str, Any]) -> str:
         return json.dumps(value, sort_keys=True, separators=(",", ":"))
 
-    def _unjson(self, value: Any) -> dict[str, Any]:
+    def from_json(self, value: Any) -> dict[str, Any]:
         result: dict[str, Any] = json.loads(value) if isinstance(value, str) else dict(value)
         return result
 
-    def _id(self, value: UUID) -> str:
+    def id(self, value: UUID) -> str:
         return str(value)
 
-    def _states(self, states: list[str]) -> str:
+    def states(self, states: list[str]) -> str:
         return json.dumps(states)
+
+
+class SqliteJobStore(SqlJobStore):
+    """:class:`~aisubs.queue.store.JobStore` on a SQLite file (or ``:memory:``)."""
+
+    backend: SqliteBackend
+
+    def __init__(
+        self,
+        path: str | Path,
+        settings: QueueSettings,
+        *,
+        clock: Clock | None = None,
+        rng: random.Random | None = None,
+        busy_timeout_s: float = 30.0,
+    ) -> None:
+        super().__init__(
+            SqliteBackend(path, busy_timeout_s=busy_timeout_s), settings, clock=clock, rng=rng
+        )
+        self.path = self.backend.path
+
+    def schema_version(self) -> int:
+        """Number of migrations applied to this database."""
+        return self.backend.schema_version()

@@ -14,19 +14,20 @@ Rules every implementation keeps (checked by ``tests/queue`` against both):
 
 Claim order (the ORDER KEY, also used by :meth:`JobStore.position`), over ``queued`` jobs::
 
-    (priority DESC, owner_running ASC, created_at ASC, seq ASC)
+    (priority DESC, fair_tag ASC, seq ASC)
 
-where ``owner_running`` is the number of ``running`` jobs of the job's owner at the moment
-of the query and ``seq`` is the insertion sequence (FIFO among equal timestamps). ``claim``
-additionally skips jobs whose ``not_before`` is in the future and owners who already have
-``max_running_per_owner`` jobs running (counting the jobs taken earlier in the same batch).
-``position`` counts the queued jobs ahead of a job by exactly this key, ignoring
-``not_before`` and the running cap (it answers "how many jobs will be claimed before me
-if nothing else changes"; retries waiting for ``not_before`` are counted where they sort).
-Both read the ``queued_in_order`` view; ``owner_running`` comes from the ``owner_load``
-table that triggers keep equal to the running jobs per owner, and ``position`` evaluates
-the key as a few index range counts (see ``sql/*/queries.sql``), so it stays fast on a long
-queue. ``tests/queue`` checks that positions equal the order a claim of everything returns.
+Within a priority owners are served round robin: a job's ``fair_tag`` is fixed when it is
+queued, as the later of the priority's virtual time (the latest round claims have reached
+there) and one past the owner's last waiting or running tag at that priority. So an owner's
+k-th waiting job sorts into round k, and an owner who was not served recently joins the
+current round, ahead of the next job of an owner with a backlog: with one worker slot,
+owner A's 10 earlier jobs and owner B's single job run A, B, A, A... ``seq`` is the
+insertion sequence (FIFO within a round). ``claim`` skips jobs whose ``not_before`` is in
+the future and owners who already have ``max_running_per_owner`` jobs running (counting the
+jobs taken earlier in the same batch); a batch of n takes exactly what n single claims
+would. ``position`` follows the same order (see :mod:`aisubs.queue.positions` for what it
+promises about capped owners and waiting retries) with index range counts, so it stays fast
+on a long queue. ``tests/queue`` checks positions against the claims that follow.
 
 Caps: the per-owner queued cap is exact (submissions of one owner are serialized); the
 queue-wide cap may be overshot by concurrent submissions of different owners on PostgreSQL
@@ -71,10 +72,14 @@ class JobStore(abc.ABC):
         idempotency_key: str | None = None,
         audio_duration_s: float | None = None,
         max_attempts: int | None = None,
+        content_id: str | None = None,
     ) -> Job:
         """Queue a new job, or return the existing one for the same ``idempotency_key``.
 
-        ``priority`` 1-10 (default from settings), higher runs first. Raises
+        ``priority`` 1-10 (default from settings), higher runs first. ``content_id`` (e.g.
+        the digest of an uploaded file) stands in for ``source`` when telling a replay from
+        a different request, so two uploads of the same bytes under one key are one job even
+        though each was stored under its own key. Raises
         :class:`InvalidRequest` (bad priority, unknown option), :class:`IdempotencyConflict`
         (same owner and key with a different source/options/priority) and
         :class:`CapacityExceeded` (owner's queued cap or the queue-wide cap; carries
@@ -137,8 +142,20 @@ class JobStore(abc.ABC):
         """
 
     @abc.abstractmethod
-    def add_event(self, job_id: UUID, kind: str, detail: Mapping[str, Any] | None = None) -> None:
-        """Append a history line (e.g. ``stage_started`` with ``{"stage": "asr"}``)."""
+    def add_event(
+        self,
+        job_id: UUID,
+        kind: str,
+        detail: Mapping[str, Any] | None = None,
+        *,
+        lease_token: str | None = None,
+    ) -> None:
+        """Append a history line (e.g. ``stage_started`` with ``{"stage": "asr"}``).
+
+        A worker passes its ``lease_token``: the line is then written only while that lease
+        holds the job (:class:`LeaseLost` / :class:`Cancelled` otherwise), so a stale worker
+        never writes into a newer attempt's history.
+        """
 
     # ------------------------------------------------------------------ owner side
     @abc.abstractmethod
@@ -175,13 +192,14 @@ class JobStore(abc.ABC):
 
     @abc.abstractmethod
     def position(
-        self, job_id: UUID, active_workers: int, owner: str | None = None
+        self, job_id: UUID, worker_slots: int, owner: str | None = None
     ) -> Position | None:
         """Place and ETA of a queued job (None when the job is not queued).
 
-        ``jobs_ahead`` counts by the claim ORDER KEY; ETA uses the measured compute seconds
-        per audio second and ``max(1, active_workers)`` parallel slots: start after the work
-        ahead, finish after its own audio.
+        ``jobs_ahead`` counts the jobs claims take before this one (claim order, see module
+        doc); ETA uses the measured compute seconds per audio second and
+        ``max(1, worker_slots)`` jobs in parallel: start after the work ahead, finish after
+        its own audio.
         """
 
     # ------------------------------------------------------------------ operators

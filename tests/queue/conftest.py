@@ -1,13 +1,15 @@
-"""Fixtures of the queue tests: every contract test runs against SQLite and PostgreSQL.
+"""Fixtures of the queue tests: every contract test runs against SQLite, PostgreSQL, and
+PostgreSQL through a PgBouncer in ``pool_mode = transaction`` (what Supabase's pooler is).
 
 PostgreSQL tests use 127.0.0.1:5432 (trust auth, database ``test``) in a fresh schema per
-test session, emptied before each test. Without a server they skip, unless ``CI`` is set:
-then they fail, so CI can never silently stop testing PostgreSQL.
+test session, emptied before each test; the pooled ones go through a private PgBouncer on
+127.0.0.1 (tests/support/pgbouncer.py) with the store's ``pooled`` setting on. Without a
+server (or the pgbouncer binary) they skip, unless ``CI`` is set: then they fail, so CI can
+never silently stop testing either.
 """
 
 from __future__ import annotations
 
-import os
 import random
 import uuid
 from collections.abc import Callable, Iterator
@@ -15,13 +17,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from queue_pg import drop_schema, find_dsn, truncate
 
 from aisubs.queue.clock import ManualClock
 from aisubs.queue.postgres_store import PostgresJobStore
 from aisubs.queue.sqlite_store import SqliteJobStore
 from aisubs.queue.store import JobStore
 from aisubs.settings import QueueSettings, StoreSettings
+from tests.queue.queue_pg import drop_schema, truncate
 
 # Small, deterministic queue rules for tests (no jitter unless a test asks for it).
 TEST_QUEUE = {
@@ -32,16 +34,6 @@ TEST_QUEUE = {
 }
 
 StoreFactory = Callable[..., JobStore]
-
-
-@pytest.fixture(scope="session")
-def pg_dsn() -> str:
-    dsn, why = find_dsn()
-    if dsn is None:
-        if os.environ.get("CI"):
-            pytest.fail(f"PostgreSQL is required in CI but unreachable: {why}")
-        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({why})")
-    return dsn
 
 
 @pytest.fixture(scope="session")
@@ -58,7 +50,13 @@ def clock() -> ManualClock:
     return ManualClock()
 
 
-@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+@pytest.fixture(
+    params=[
+        "sqlite",
+        pytest.param("postgres", marks=pytest.mark.postgres),
+        pytest.param("pgbouncer", marks=pytest.mark.postgres),
+    ]
+)
 def backend(request: pytest.FixtureRequest) -> str:
     return str(request.param)
 
@@ -72,10 +70,14 @@ def make_store(
     Every store of a test shares the same database (SQLite file or emptied PG schema).
     """
     opened: list[JobStore] = []
-    if backend == "postgres":
+    if backend != "sqlite":
         dsn = request.getfixturevalue("pg_dsn")
         schema = request.getfixturevalue("pg_schema")
         truncate(dsn, schema)
+        store_settings = StoreSettings(backend="postgres", pool_min_size=1, pool_max_size=4)
+        if backend == "pgbouncer":
+            dsn = request.getfixturevalue("pgbouncer").dsn
+            store_settings = store_settings.model_copy(update={"pooled": True})
 
     def factory(*, seed: int = 0, **queue: Any) -> JobStore:
         settings = QueueSettings(**{**TEST_QUEUE, **queue})
@@ -88,7 +90,7 @@ def make_store(
             store = PostgresJobStore(
                 dsn,
                 settings,
-                store_settings=StoreSettings(backend="postgres", pool_min_size=1, pool_max_size=4),
+                store_settings=store_settings,
                 schema=schema,
                 clock=clock,
                 rng=random.Random(seed),

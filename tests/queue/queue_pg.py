@@ -12,7 +12,7 @@ CANDIDATE_DSNS = [
     "postgresql://postgres@127.0.0.1:5432/test",
     "postgresql://root@127.0.0.1:5432/test",
 ]
-TABLES = ["job_events", "jobs", "owner_load", "queue_metrics", "api_keys"]
+TABLES = ["job_events", "jobs", "owner_load", "fair_clock", "queue_metrics", "api_keys"]
 
 
 def find_dsn() -> tuple[str | None, str]:

@@ -23,6 +23,7 @@ from aisubs.errors import (
 from aisubs.queue.clock import ManualClock
 from aisubs.queue.models import JobError, JobState, Progress
 from aisubs.queue.store import JobStore
+from tests.queue.ordering import drain_one_at_a_time
 
 StoreFactory = Callable[..., JobStore]  # the make_store fixture
 
@@ -164,9 +165,43 @@ def test_running_cap_skips_busy_owner_even_within_a_batch(make_store: StoreFacto
     assert [j.owner for j in store.claim("w1", 10)] == ["alice"]
 
 
+def test_one_slot_serves_owners_in_turn(make_store: StoreFactory, clock: ManualClock) -> None:
+    """With one worker slot, alice's 10 earlier jobs must not all run before bob's one."""
+    store = make_store(max_running_per_owner=1)
+    alice = []
+    for i in range(10):
+        alice.append(store.submit("alice", f"u://a{i}").id)
+        clock.advance(1)
+    bob = store.submit("bob", "u://b").id
+    assert store.position(bob, worker_slots=1).position == 2  # type: ignore[union-attr]
+    order = []
+    while jobs := store.claim("w1", 1):
+        job = jobs[0]
+        order.append(job.id)
+        store.complete(job.id, job.lease_token or "", {}, compute_seconds=1)
+    assert order == [alice[0], bob, *alice[1:]]
+
+
+def test_owner_back_after_a_pause_joins_the_current_round(
+    make_store: StoreFactory, clock: ManualClock
+) -> None:
+    store = make_store(max_running_per_owner=1)
+    alice = [store.submit("alice", f"u://a{i}").id for i in range(6)]
+    taken = []
+    for _ in range(3):
+        job = claim_one(store)
+        taken.append(job.id)
+        store.complete(job.id, job.lease_token or "", {}, compute_seconds=1)
+    assert taken == alice[:3]
+    # bob (never served) and carol arrive now: both go before alice's fourth job.
+    bob = store.submit("bob", "u://b").id
+    carol = store.submit("carol", "u://c").id
+    assert [claim_one(store).id for _ in range(3)] == [bob, carol, alice[3]]
+
+
 def test_position_matches_claim_order(make_store: StoreFactory, clock: ManualClock) -> None:
-    store = make_store(max_running_per_owner=10, max_queued_per_owner=1000)
-    # Give alice 2 running jobs and bob 1, carol none.
+    store = make_store(max_running_per_owner=2, max_queued_per_owner=1000)
+    # alice runs 2 jobs (her cap), bob 1, carol and dave none.
     for owner, n in [("alice", 2), ("bob", 1)]:
         for i in range(n):
             store.submit(owner, f"u://{owner}-run-{i}", priority=10)
@@ -178,23 +213,16 @@ def test_position_matches_claim_order(make_store: StoreFactory, clock: ManualClo
         queued.append(job.id)
         if i % 5:
             clock.advance(1)  # some share a timestamp: seq breaks the tie
-    positions = {job_id: store.position(job_id, active_workers=2) for job_id in queued}
-    # Position is the claim ORDER KEY evaluated now: (priority DESC, owner's running jobs,
-    # created_at, seq). Claims re-rank as they raise running counts, so only the head of
-    # the order is certain: position 1 is what the next claim takes.
-    running = {"alice": 2, "bob": 1, "carol": 0, "dave": 0}
-    jobs = [store.get(job_id) for job_id in queued]
-    expected = sorted(
-        range(len(jobs)),
-        key=lambda i: (-jobs[i].priority, running[jobs[i].owner], jobs[i].created_at, i),
-    )
-    for rank, i in enumerate(expected):
-        pos = positions[jobs[i].id]
+    positions = {job_id: store.position(job_id, worker_slots=2) for job_id in queued}
+    claimed = drain_one_at_a_time(store, clock, owners)
+    assert sorted(claimed) == sorted(queued)
+    for rank, job_id in enumerate(claimed):
+        pos = positions[job_id]
         assert pos is not None
-        assert (pos.position, pos.jobs_ahead) == (rank + 1, rank)
-    first = store.claim("w", 1)[0].id
-    assert first == jobs[expected[0]].id
-    assert store.position(first, active_workers=2) is None  # running now
+        assert (pos.position, pos.jobs_ahead) == (rank + 1, rank), (rank, job_id)
+    # alice was at her cap: every one of her jobs comes after the others' jobs.
+    assert {store.get(j).owner for j in claimed[-6:]} == {"alice"}
+    assert store.position(claimed[0], worker_slots=2) is None  # no longer queued
 
 
 def test_eta_uses_measured_speed_and_workers(make_store: StoreFactory) -> None:
@@ -207,15 +235,15 @@ def test_eta_uses_measured_speed_and_workers(make_store: StoreFactory) -> None:
     assert store.compute_per_audio_second() == pytest.approx(0.25)
     first = store.submit("alice", "u://1", audio_duration_s=40.0)
     second = store.submit("bob", "u://2", audio_duration_s=80.0)
-    pos1 = store.position(first.id, active_workers=2)
-    pos2 = store.position(second.id, active_workers=2)
+    pos1 = store.position(first.id, worker_slots=2)
+    pos2 = store.position(second.id, worker_slots=2)
     assert pos1 is not None and pos2 is not None
     assert pos1.position == 1 and pos1.eta_start_s == 0 and pos1.eta_s == pytest.approx(10.0)
     assert pos2.position == 2
     assert pos2.eta_start_s == pytest.approx(40 * 0.25 / 2)
     assert pos2.eta_s == pytest.approx(5.0 + 80 * 0.25)
     with pytest.raises(NotFound):
-        store.position(first.id, active_workers=1, owner="bob")
+        store.position(first.id, worker_slots=1, owner="bob")
 
 
 # ---------------------------------------------------------------- leases and fencing
@@ -479,7 +507,7 @@ def test_api_keys(store: JobStore) -> None:
     key = store.authenticate(plaintext)
     assert (key.key_id, key.owner, key.max_priority, key.revoked_at) == (key_id, "alice", 7, None)
     # Only the SHA-256 of the key is kept.
-    with store._transaction("read") as tx:  # type: ignore[attr-defined]
+    with store.backend.transaction("read") as tx:  # type: ignore[attr-defined]
         row = tx.one("get_api_key", key_id=key_id)
     assert row["key_hash"] == hashlib.sha256(plaintext.encode()).hexdigest()
     assert plaintext not in {str(v) for v in dict(row).values()}

@@ -25,7 +25,6 @@ from hypothesis.stateful import (
     rule,
     run_state_machine_as_test,
 )
-from queue_pg import truncate
 
 from aisubs.errors import Cancelled, InvalidState, LeaseLost
 from aisubs.queue.clock import ManualClock
@@ -34,6 +33,7 @@ from aisubs.queue.postgres_store import PostgresJobStore
 from aisubs.queue.sqlite_store import SqliteJobStore
 from aisubs.queue.store import JobStore
 from aisubs.settings import QueueSettings
+from tests.queue.queue_pg import truncate
 
 QUEUE = QueueSettings(
     max_running_per_owner=2,
@@ -177,7 +177,7 @@ def _sqlite_harness() -> Harness:
 
     def owner_load(store: JobStore) -> dict[str, int]:
         assert isinstance(store, SqliteJobStore)
-        rows = store._conn().execute("SELECT owner, running FROM owner_load").fetchall()
+        rows = store.backend._conn().execute("SELECT owner, running FROM owner_load").fetchall()
         return {r[0]: r[1] for r in rows}
 
     return open_store, owner_load
