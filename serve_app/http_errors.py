@@ -100,8 +100,16 @@ def error_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     return out
 
 
+# Codes whose status differs from their class's.
+STATUS_BY_CODE: Mapping[str, int] = {
+    "dns_timeout": 503,  # our resolver is slow, not the user's URL wrong: retry later
+}
+
+
 def status_for(exc: AisubsError) -> int:
     """HTTP status of a domain error; 500 for anything not meant for clients."""
+    if exc.code in STATUS_BY_CODE:
+        return STATUS_BY_CODE[exc.code]
     for cls in type(exc).__mro__:
         status = STATUS_BY_ERROR.get(cls)
         if status is not None:
@@ -127,6 +135,10 @@ def error_json(
 def domain_error_response(exc: AisubsError) -> JSONResponse:
     """Answer for a domain error raised by a route or a dependency."""
     status = status_for(exc)
+    if status == 503 and not isinstance(exc, StoreUnavailable):
+        log.warning("%s at the HTTP edge: %s", exc.code, exc.message)
+        retry = {"Retry-After": str(STORE_RETRY_AFTER_S)}
+        return error_json(503, exc.code, exc.public_message, headers=retry)
     if status >= 500 and not isinstance(exc, StoreUnavailable):
         log.error("unexpected domain error at the HTTP edge", exc_info=exc)
         return error_json(500, "internal_error", "internal server error")
@@ -141,7 +153,10 @@ def domain_error_response(exc: AisubsError) -> JSONResponse:
         return error_json(
             503, exc.code, "the job store is unavailable; retry later", headers=headers
         )
-    return error_json(status, exc.code, exc.message, headers=headers)
+    public = exc.public_message
+    if public != exc.message:  # the detail (paths, keys, decoder text) stays in the log
+        log.info("%s answered with %s: %s", exc.code, status, exc.message)
+    return error_json(status, exc.code, public, headers=headers)
 
 
 def validation_details(errors: Iterable[Mapping[str, Any]]) -> list[dict[str, Any]]:
@@ -192,9 +207,32 @@ async def _on_http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     code = _HTTP_CODES.get(exc.status_code, "http_error")
     message = exc.detail if isinstance(exc.detail, str) else code.replace("_", " ")
+    headers = dict(exc.headers or {})
     if exc.status_code == 404 and message == "Not Found":
         message = f"no route for {request.method} {request.url.path}"
-    return error_json(exc.status_code, code, message, headers=exc.headers)
+    if exc.status_code == 405:
+        allowed = allowed_methods(request)
+        headers["Allow"] = ", ".join(allowed)
+        message = f"{request.method} is not allowed here; use {' or '.join(allowed)}"
+    return error_json(exc.status_code, code, message, headers=headers)
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method some route of this path answers (Starlette names only the first route
+    that matched the path, e.g. POST for ``/v1/jobs`` although GET lists jobs)."""
+    path = request.url.path
+    methods: set[str] = set()
+    pending: list[Any] = list(request.app.router.routes)
+    while pending:
+        route = pending.pop()
+        included = getattr(route, "original_router", None)  # FastAPI's included routers
+        if included is not None:
+            pending.extend(included.routes)
+            continue
+        regex, route_methods = getattr(route, "path_regex", None), getattr(route, "methods", None)
+        if regex is not None and route_methods and regex.match(path):
+            methods |= set(route_methods)
+    return sorted(methods)
 
 
 async def _on_disconnect(request: Request, exc: Exception) -> JSONResponse:

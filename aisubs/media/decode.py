@@ -78,10 +78,8 @@ def _check_size(source: MediaSource, limits: MediaSettings) -> None:
     if size == 0:
         raise EmptyMedia("the media file is empty (0 bytes)")
     if size > limits.max_upload_bytes:
-        raise MediaTooLarge(
-            f"media is {size} bytes, above the limit of {limits.max_upload_bytes} bytes "
-            "(AISUBS_MEDIA__MAX_UPLOAD_BYTES)"
-        )
+        limit = f"media is {size} bytes, above the limit of {limits.max_upload_bytes} bytes"
+        raise MediaTooLarge(f"{limit} (AISUBS_MEDIA__MAX_UPLOAD_BYTES)", public=limit)
 
 
 def _open(source: MediaSource) -> av.container.InputContainer:
@@ -123,10 +121,11 @@ def _info(container: av.container.InputContainer, stream: av.audio.stream.AudioS
 
 def _check_declared_duration(info: MediaInfo, limits: MediaSettings) -> None:
     if info.duration_s is not None and info.duration_s > limits.max_duration_s:
-        raise MediaTooLong(
+        limit = (
             f"media lasts {info.duration_s:.0f} s according to its header, above the limit of "
-            f"{limits.max_duration_s:.0f} s (AISUBS_MEDIA__MAX_DURATION_S)"
+            f"{limits.max_duration_s:.0f} s"
         )
+        raise MediaTooLong(f"{limit} (AISUBS_MEDIA__MAX_DURATION_S)", public=limit)
 
 
 def probe_media(source: MediaSource, limits: MediaSettings) -> MediaInfo:
@@ -161,9 +160,10 @@ def _iter_frames(source: MediaSource, limits: MediaSettings) -> Iterator[np.ndar
                     continue
                 produced += block.size
                 if produced > max_samples:
+                    limit = f"media is longer than the limit of {limits.max_duration_s:.0f} s"
                     raise MediaTooLong(
-                        f"media is longer than the limit of {limits.max_duration_s:.0f} s "
-                        "(found while decoding; AISUBS_MEDIA__MAX_DURATION_S)"
+                        f"{limit} (found while decoding; AISUBS_MEDIA__MAX_DURATION_S)",
+                        public=limit,
                     )
                 yield block
 

@@ -45,6 +45,8 @@ from aisubs.settings import MediaSettings
 
 MEDIA_PREFIX = "media"
 RESULTS_PREFIX = "results"
+# What users read when an object is gone (the key itself is internal).
+MISSING = "the file is no longer stored"
 
 
 def media_key(job_id: str, name: str = "source") -> str:
@@ -143,9 +145,11 @@ class Storage:
         try:
             return root.fs.open(path, "rb")
         except FileNotFoundError as exc:
-            raise NotFound(f"no stored object {key!r}") from exc
+            raise NotFound(f"no stored object {key!r}", public=MISSING) from exc
         except OSError as exc:
-            raise StoreUnavailable(f"cannot read {key!r}: {exc}") from exc
+            raise StoreUnavailable(
+                f"cannot read {key!r}: {exc}", public="the file storage is unavailable; retry later"
+            ) from exc
 
     def get_bytes(self, key: str) -> bytes:
         """The whole content of ``key``; for small objects (results), not media."""
@@ -163,7 +167,7 @@ class Storage:
         root, path = self._locate(key)
         if root.is_local:
             if not os.path.isfile(path):
-                raise NotFound(f"no stored object {key!r}")
+                raise NotFound(f"no stored object {key!r}", public=MISSING)
             yield Path(path)
             return
         suffix = posixpath.splitext(path)[1]
@@ -172,7 +176,7 @@ class Storage:
             try:
                 root.fs.get_file(path, str(local))
             except FileNotFoundError as exc:
-                raise NotFound(f"no stored object {key!r}") from exc
+                raise NotFound(f"no stored object {key!r}", public=MISSING) from exc
             yield local
 
     def exists(self, key: str) -> bool:
@@ -185,7 +189,7 @@ class Storage:
         try:
             return int(root.fs.size(path))
         except FileNotFoundError as exc:
-            raise NotFound(f"no stored object {key!r}") from exc
+            raise NotFound(f"no stored object {key!r}", public=MISSING) from exc
 
     def list_keys(self, prefix: str) -> list[str]:
         """Keys of every object under ``prefix`` (a key folder such as ``results/<job>``)."""

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from aisubs.errors import InvalidRequest, PipelineError, UndecodableMedia
+from aisubs.errors import PUBLIC_MESSAGES, InvalidRequest, PipelineError, UndecodableMedia
 from aisubs.queue.models import JobError, JobOptions, JobState
 from aisubs.queue.retry import backoff_seconds
 from aisubs.queue.sql import migrations, parse_named_queries, queries
@@ -57,12 +57,21 @@ def test_job_options_refuse_unknown_keys_and_name_the_problem() -> None:
 
 
 def test_job_error_from_exceptions() -> None:
+    # The job keeps the public message of the code; the detail ("bad bytes") is for logs.
     assert JobError.from_exception(UndecodableMedia("bad bytes"), "decode") == JobError(
-        "undecodable_media", "bad bytes", retryable=False, stage="decode"
+        "undecodable_media",
+        PUBLIC_MESSAGES["undecodable_media"],
+        retryable=False,
+        stage="decode",
     )
     assert JobError.from_exception(PipelineError("oom", stage="asr")) == JobError(
-        "pipeline_error", "oom", retryable=True, stage="asr"
+        "pipeline_error",
+        "processing the media failed in the asr stage",
+        retryable=True,
+        stage="asr",
     )
+    safe = UndecodableMedia("decoder said: /tmp/x.wav", public="only the first 3 s decode")
+    assert JobError.from_exception(safe).message == "only the first 3 s decode"
     unknown = JobError.from_exception(KeyError("x"), "align")
     assert (unknown.code, unknown.retryable, unknown.stage) == ("internal_error", True, "align")
 
