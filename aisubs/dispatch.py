@@ -63,8 +63,14 @@ class Dispatcher:
         now = self.clock()
         if now >= self._next_sample:
             self._next_sample = now + self.settings.queue.metrics_sample_seconds
-            self.sample_metrics()
-            report.sampled = True
+            # The jobs claimed above are leased to us: a failed sample must not lose them
+            # (they would sit "running" until their leases ran out).
+            try:
+                self.sample_metrics()
+                report.sampled = True
+            except Exception:
+                log.warning("queue metrics sample failed; retrying next step", exc_info=True)
+                self._next_sample = now + min(5.0, self.settings.queue.metrics_sample_seconds)
         return report
 
     def sample_metrics(self) -> None:

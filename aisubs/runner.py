@@ -1,10 +1,16 @@
 """Running one leased job from fetch to fenced completion, independent of Ray.
 
 The Ray job-runner deployment is a thin shell around :class:`JobExecutor`: it supplies a
-:class:`StageBackend` whose ``transcribe`` and ``diarize`` call the warm-model deployments.
-Tests drive the same executor with in-process models. The executor owns the lease while it
-works: it heartbeats, records progress and stage events, stops when the job is cancelled or
+:class:`~aisubs.stages.StageBackend` whose ``transcribe`` and ``diarize`` call the
+warm-model deployments. Tests drive the same executor with in-process models. The executor
+owns the lease while it works (:class:`~aisubs.job_lease.LeaseKeeper`): it heartbeats,
+records progress and stage events fenced by the lease, stops when the job is cancelled or
 its lease is lost, and finishes with a single fenced ``complete`` or ``fail``.
+
+Every stage is bounded: the download by ``fetch_timeout_s`` (and stopped when the job is
+cancelled), the model stages by ``stage_timeout_base_s + per_audio_s * audio``. Results are
+written under a per-attempt key (``results/<job>/attempt-<n>/...``) and become the job's
+only through the fenced completion; a stale attempt never overwrites what readers see.
 """
 
 from __future__ import annotations
@@ -13,20 +19,27 @@ import asyncio
 import contextlib
 import logging
 import tempfile
+import threading
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any, Protocol, TypeVar
-
-import numpy as np
+from typing import Any, TypeVar
 
 from aisubs.asr.base import ASROptions
-from aisubs.errors import AisubsError, Cancelled, LeaseLost, NotFound, PipelineError
-from aisubs.jobwatch import Lease, report_progress, watch_lease
+from aisubs.errors import (
+    AisubsError,
+    Cancelled,
+    LeaseLost,
+    MediaMissing,
+    NotFound,
+    PipelineError,
+)
+from aisubs.job_lease import LeaseKeeper, RunnerThreads, run_in
+from aisubs.jobwatch import Lease
 from aisubs.media.decode import SAMPLE_RATE, decode_audio
 from aisubs.media.fetch import fetch_url
-from aisubs.media.storage import Storage, result_key
+from aisubs.media.storage import RESULTS_PREFIX, Storage, result_key
 from aisubs.observability.logs import job_context
 from aisubs.observability.metrics import JobMetrics
 from aisubs.pipeline import (
@@ -35,33 +48,22 @@ from aisubs.pipeline import (
     assemble,
     diarization_hints,
     stage_fraction,
-    transcription_stage,
     translation_target,
     validate_options,
 )
-from aisubs.queue.models import EventKind, Job, JobError, Progress
+from aisubs.queue.models import EventKind, Job, JobError
 from aisubs.queue.store import JobStore
 from aisubs.settings import Settings
-from aisubs.transcript import SpeakerTurn, Transcript
+from aisubs.stages import StageBackend
+from aisubs.transcript import Transcript
 from aisubs.translation import translate_request
 
 log = logging.getLogger(__name__)
 
 UPLOAD_SCHEME = "upload://"
 T = TypeVar("T")
-
-
-class StageBackend(Protocol):
-    """Where the model stages run (warm Ray deployments, or in-process models in tests)."""
-
-    def share(self, audio: np.ndarray) -> Any:
-        """Make ``audio`` available to the stages once (Ray: put it in the object store)."""
-
-    async def transcribe(self, shared: Any, options: ASROptions, lease: Lease) -> Transcript: ...
-
-    async def diarize(
-        self, shared: Any, hints: dict[str, int | None], lease: Lease
-    ) -> list[SpeakerTurn]: ...
+# A download gets this long beyond fetch_timeout_s before the runner gives up on its thread.
+FETCH_GRACE_S = 5.0
 
 
 class _Stopped(Exception):
@@ -95,6 +97,17 @@ class _StageClock:
         self._early.clear()
 
 
+async def _stop(task: asyncio.Task[Any]) -> None:
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+
+
+def attempt_prefix(job: Job) -> str:
+    """Where one attempt writes its artifacts (``results/<job id>/attempt-<n>``)."""
+    return f"{RESULTS_PREFIX}/{job.id}/attempt-{job.attempts}"
+
+
 class JobExecutor:
     """Runs leased jobs; one instance serves many concurrent jobs."""
 
@@ -106,6 +119,7 @@ class JobExecutor:
         stages: StageBackend,
         worker_instance: str = "runner",
         metrics: JobMetrics | None = None,
+        threads: RunnerThreads | None = None,
     ):
         self.settings = settings
         self.store = store
@@ -113,6 +127,7 @@ class JobExecutor:
         self.stages = stages
         self.worker_instance = worker_instance
         self.metrics = metrics or JobMetrics()
+        self.threads = threads or RunnerThreads.from_settings(settings)
         self.base_asr_options = ASROptions.from_settings(settings.asr)
 
     async def run(self, job: Job) -> str:
@@ -126,14 +141,13 @@ class JobExecutor:
             return await self._run(job)
 
     async def _run(self, job: Job) -> str:
-        assert job.lease_token is not None, "run() needs a claimed job"
-        lease = Lease(str(job.id), job.lease_token, job.attempts)
+        keeper = LeaseKeeper(self.store, job, self.settings, self.threads.store)
         started = time.perf_counter()
         stage = "fetch"
         work = asyncio.current_task()
         stop_reason: list[str] = []
         clock = _StageClock(self.metrics)
-        heartbeat = asyncio.create_task(self._heartbeat(job, work, stop_reason))
+        heartbeat = asyncio.create_task(self._heartbeat(keeper, work, stop_reason))
         log.info("job started", extra=self._log_extra(job))
         try:
 
@@ -141,16 +155,17 @@ class JobExecutor:
                 nonlocal stage
                 stage = name
 
-            result = await self._execute(job, lease, enter, clock)
+            result = await self._execute(job, keeper, enter, clock)
             keys = await self._store_results(job, result)
-            await self._call(
-                self.store.complete,
-                job.id,
-                job.lease_token,
-                keys,
-                compute_seconds=time.perf_counter() - started,
-                audio_duration_s=result.audio_duration_s,
-            )
+            # No heartbeat may race the completion: one that lands after it finds the job
+            # finished, takes that for a lost lease and would stop this very task.
+            await _stop(heartbeat)
+            try:
+                await keeper.complete(keys, time.perf_counter() - started, result.audio_duration_s)
+            except (Cancelled, LeaseLost, NotFound):
+                await self._media(self.storage.delete_prefix, attempt_prefix(job))
+                raise
+            await self._media(self._drop_other_attempts, job)
             self.metrics.succeeded(time.perf_counter() - started, result.audio_duration_s)
             log.info("job succeeded", extra=self._log_extra(job))
             return "succeeded"
@@ -159,49 +174,54 @@ class JobExecutor:
                 raise  # the runner itself is shutting down: the lease will expire
             reason = stop_reason[0] if stop_reason else getattr(exc, "code", str(exc) or "stopped")
             self.metrics.stopped(reason, time.perf_counter() - started)
-            log.info(
-                "job stopped (%s) during %s", stop_reason or exc, stage, extra=self._log_extra(job)
-            )
+            log.info("job stopped (%s) during %s", reason, stage, extra=self._log_extra(job))
             return "stopped"
         except Exception as exc:
-            error = JobError.from_exception(exc, stage)
-            if not isinstance(exc, AisubsError):
-                log.exception("job failed in %s", stage, extra=self._log_extra(job))
-            try:
-                updated = await self._call(self.store.fail, job.id, job.lease_token, error)
-            except (LeaseLost, Cancelled, NotFound) as lost:
-                self.metrics.stopped(lost.code, time.perf_counter() - started)
-                return "stopped"
-            self.metrics.failed(
-                error.stage or stage,
-                error.code,
-                final=updated.state.is_terminal,
-                seconds=time.perf_counter() - started,
-            )
-            log.info(
-                "job attempt failed: %s (%s)", error.code, updated.state, extra=self._log_extra(job)
-            )
-            return "failed" if updated.state.is_terminal else "retrying"
+            await _stop(heartbeat)
+            return await self._fail(job, keeper, exc, stage, started)
         finally:
             clock.flush()
-            heartbeat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await heartbeat
+            await _stop(heartbeat)
+
+    async def _fail(
+        self, job: Job, keeper: LeaseKeeper, exc: Exception, stage: str, started: float
+    ) -> str:
+        error = JobError.from_exception(exc, stage)
+        if isinstance(exc, AisubsError):
+            log.info("job attempt failed in %s: %s", stage, exc, extra=self._log_extra(job))
+        else:
+            log.exception("job failed in %s", stage, extra=self._log_extra(job))
+        try:
+            updated = await keeper.fail(error)
+        except (LeaseLost, Cancelled, NotFound) as lost:
+            self.metrics.stopped(lost.code, time.perf_counter() - started)
+            return "stopped"
+        self.metrics.failed(
+            error.stage or stage,
+            error.code,
+            final=updated.state.is_terminal,
+            seconds=time.perf_counter() - started,
+        )
+        log.info(
+            "job attempt ended: %s (%s)", error.code, updated.state, extra=self._log_extra(job)
+        )
+        return "failed" if updated.state.is_terminal else "retrying"
 
     # ------------------------------------------------------------------ stages
     async def _execute(
-        self, job: Job, lease: Lease, enter: Callable[[str], None], clock: _StageClock
+        self, job: Job, keeper: LeaseKeeper, enter: Callable[[str], None], clock: _StageClock
     ) -> PipelineResult:
         options = job.options
         validate_options(options)
+        lease = Lease(str(job.id), keeper.token, job.attempts)
         enter("fetch")
-        async with self._local_media(job, clock) as path:
+        async with self._local_media(job, keeper, clock) as path:
             enter("decode")
-            async with self._event_stage(job, "decode", clock):
-                audio = await asyncio.to_thread(decode_audio, path, self.settings.media)
+            async with self._event_stage(keeper, "decode", clock):
+                audio = await self._media(decode_audio, path, self.settings.media)
         duration = len(audio) / SAMPLE_RATE
         clock.audio(duration)
-        await self._progress(job, "decode", stage_fraction("decode", 1.0))
+        await self._progress(keeper, "decode", stage_fraction("decode", 1.0))
 
         shared = self.stages.share(audio)
         del audio  # the object store holds it now
@@ -211,7 +231,7 @@ class JobExecutor:
         )
         request = asr_options(options, self.base_asr_options)
         enter("asr")
-        async with self._event_stage(job, "asr", None):
+        async with self._event_stage(keeper, "asr", None):
             # ASR and diarization run at the same time: each is timed on its own.
             asr_call = self._timed(
                 self._bounded(self.stages.transcribe(shared, request, lease), timeout, "asr"),
@@ -238,7 +258,7 @@ class JobExecutor:
         target = translation_target(options)
         if target is not None:
             enter("translate")
-            async with self._event_stage(job, "translate", clock):
+            async with self._event_stage(keeper, "translate", clock):
                 translated = await self._bounded(
                     self.stages.transcribe(
                         shared, translate_request(request, transcript.language), lease
@@ -247,95 +267,126 @@ class JobExecutor:
                     "translate",
                 )
         enter("subtitles")
-        async with self._event_stage(job, "subtitles", clock):
-            return await asyncio.to_thread(
+        async with self._event_stage(keeper, "subtitles", clock):
+            return await self._media(
                 assemble, transcript, turns, options, self.settings.subtitles, translated
             )
 
     async def _store_results(self, job: Job, result: PipelineResult) -> dict[str, str]:
-        """Write every artifact under the job's fixed keys (a retry overwrites, never adds)."""
+        """Write every artifact under this attempt's keys (see the module doc)."""
+        prefix = attempt_prefix(job).removeprefix(f"{RESULTS_PREFIX}/{job.id}/")
 
         def write() -> dict[str, str]:
             keys = {}
             for fmt, text in result.outputs.items():
-                key = result_key(str(job.id), f"subtitles.{fmt}")
+                key = result_key(str(job.id), f"{prefix}/subtitles.{fmt}")
                 self.storage.put_bytes(key, text.encode("utf-8"))
                 keys[fmt] = key
             return keys
 
-        return await asyncio.to_thread(write)
+        return await self._media(write)
+
+    def _drop_other_attempts(self, job: Job) -> None:
+        """After the fenced completion: remove what earlier attempts left (best effort)."""
+        mine = attempt_prefix(job) + "/"
+        try:
+            for key in self.storage.list_keys(f"{RESULTS_PREFIX}/{job.id}"):
+                if not key.startswith(mine):
+                    self.storage.delete(key)
+        except (AisubsError, OSError):
+            log.warning("could not remove earlier attempts' results", exc_info=True)
 
     @asynccontextmanager
-    async def _local_media(self, job: Job, clock: _StageClock) -> AsyncIterator[Path]:
+    async def _local_media(
+        self, job: Job, keeper: LeaseKeeper, clock: _StageClock
+    ) -> AsyncIterator[Path]:
         """The job's media as a local file: a stored upload or a freshly fetched URL.
 
         Only getting the file counts as the ``fetch`` stage; the caller decodes it while the
-        file is held, as a stage of its own.
+        file is held, as a stage of its own. A stored upload that is gone is a permanent
+        ``media_missing`` failure, not something a retry can fix.
         """
         if job.source.startswith(UPLOAD_SCHEME):
             key = job.source[len(UPLOAD_SCHEME) :]
             cm = self.storage.local_path(key)
-            async with self._event_stage(job, "fetch", clock):
-                path = await asyncio.to_thread(cm.__enter__)
+            async with self._event_stage(keeper, "fetch", clock):
+                try:
+                    path = await self._media(cm.__enter__)
+                except NotFound as exc:
+                    raise MediaMissing(f"the stored upload {key!r} is gone") from exc
             try:
                 yield path
             finally:
-                await asyncio.to_thread(cm.__exit__, None, None, None)
+                await self._media(cm.__exit__, None, None, None)
             return
         with tempfile.TemporaryDirectory(prefix="aisubs-fetch-") as tmp:
             dest = Path(tmp) / "source"
-            async with self._event_stage(job, "fetch", clock):
-                await asyncio.to_thread(fetch_url, job.source, dest, self.settings.media)
+            async with self._event_stage(keeper, "fetch", clock):
+                await self._download(job.source, dest)
             yield dest
+
+    async def _download(self, url: str, dest: Path) -> None:
+        """Fetch ``url``; the download thread stops when this coroutine is cancelled."""
+        cancel = threading.Event()
+        limit = self.settings.media.fetch_timeout_s + FETCH_GRACE_S
+        try:
+            await self._bounded(
+                self._media(fetch_url, url, dest, self.settings.media, cancel=cancel),
+                limit,
+                "fetch",
+            )
+        finally:
+            cancel.set()  # no-op once the download is done; stops it otherwise
+
+    async def _media(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        """Media work (files, decoding, downloads) on the media threads."""
+        return await run_in(self.threads.media, fn, *args, **kwargs)
 
     # ------------------------------------------------------------------ lease upkeep
     async def _heartbeat(
-        self, job: Job, work: asyncio.Task[Any] | None, stop_reason: list[str]
+        self, keeper: LeaseKeeper, work: asyncio.Task[Any] | None, stop_reason: list[str]
     ) -> None:
         """Extend the lease until the work ends; stop the work if the job is no longer ours."""
-        assert job.lease_token is not None
         interval = self.settings.queue.heartbeat_seconds
         while True:
             await asyncio.sleep(interval)
             try:
-                await self._call(self.store.heartbeat, job.id, job.lease_token)
+                await keeper.renew()
             except (Cancelled, LeaseLost, NotFound) as exc:
                 stop_reason.append(exc.code)
                 if work is not None:
                     work.cancel()
                 return
-            except AisubsError as exc:  # store hiccup: try again next beat
-                log.warning("heartbeat failed: %s", exc, extra=self._log_extra(job))
 
-    async def _progress(self, job: Job, stage: str, fraction: float) -> None:
-        assert job.lease_token is not None
+    async def _progress(self, keeper: LeaseKeeper, stage: str, fraction: float) -> None:
         try:
-            await self._call(
-                self.store.progress, job.id, job.lease_token, Progress(stage, fraction)
-            )
+            await keeper.progress(stage, fraction)
         except (Cancelled, LeaseLost, NotFound) as exc:
             raise _Stopped(exc.code) from exc
 
     @asynccontextmanager
     async def _event_stage(
-        self, job: Job, stage: str, clock: _StageClock | None
+        self, keeper: LeaseKeeper, stage: str, clock: _StageClock | None
     ) -> AsyncIterator[None]:
         """Record the stage in the job's timeline (and, given ``clock``, in the metrics)."""
         started = time.perf_counter()
-        await self._progress(job, stage, stage_fraction(stage, 0.0))
-        await self._call(self.store.add_event, job.id, EventKind.STAGE_STARTED, {"stage": stage})
+        await self._progress(keeper, stage, stage_fraction(stage, 0.0))
+        await self._fenced_event(keeper, EventKind.STAGE_STARTED, {"stage": stage})
         log.info("stage %s started", stage)
         yield
         seconds = time.perf_counter() - started
         if clock is not None:
             clock.done(stage, seconds)
-        await self._call(
-            self.store.add_event,
-            job.id,
-            EventKind.STAGE_FINISHED,
-            {"stage": stage, "seconds": round(seconds, 3)},
+        await self._fenced_event(
+            keeper, EventKind.STAGE_FINISHED, {"stage": stage, "seconds": round(seconds, 3)}
         )
         log.info("stage %s finished in %.2f s", stage, seconds)
+
+    async def _fenced_event(self, keeper: LeaseKeeper, kind: str, detail: dict[str, Any]) -> None:
+        try:
+            await keeper.event(kind, detail)
+        except (Cancelled, LeaseLost, NotFound) as exc:
+            raise _Stopped(exc.code) from exc
 
     async def _timed(self, call: Awaitable[T], stage: str, clock: _StageClock) -> T:
         started = time.perf_counter()
@@ -351,9 +402,6 @@ class JobExecutor:
                 f"{stage} did not answer within {timeout:.0f} s (worker lost?)", stage=stage
             ) from None
 
-    async def _call(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        return await asyncio.to_thread(fn, *args, **kwargs)
-
     def _log_extra(self, job: Job) -> dict[str, Any]:
         return {
             "job_id": str(job.id),
@@ -361,44 +409,6 @@ class JobExecutor:
             "worker_instance": self.worker_instance,
         }
 
-
-class InProcessStages:
-    """:class:`StageBackend` over models loaded in this process (no Ray).
-
-    Used where one process does everything (tests, a single-node worker without Serve);
-    stages run in worker threads and stop at the next chunk once the job is not ours.
-    """
-
-    def __init__(
-        self,
-        asr: Any,
-        diarizer: Any,
-        store: JobStore | None = None,
-        cancel_check_s: float = 2.0,
-    ):
-        self.asr = asr
-        self.diarizer = diarizer
-        self.store = store
-        self.cancel_check_s = cancel_check_s
-
-    def share(self, audio: np.ndarray) -> Any:
-        return audio
-
-    async def transcribe(self, shared: Any, options: ASROptions, lease: Lease) -> Transcript:
-        progress = report_progress(self.store, lease, transcription_stage(options))
-        watch = watch_lease(self.store, lease, self.cancel_check_s)
-        result: Transcript = await asyncio.to_thread(
-            self.asr.transcribe, shared, options, progress, watch
-        )
-        return result
-
-    async def diarize(
-        self, shared: Any, hints: dict[str, int | None], lease: Lease
-    ) -> list[SpeakerTurn]:
-        if self.diarizer is None:
-            return []
-        watch = watch_lease(self.store, lease, self.cancel_check_s)
-        turns: list[SpeakerTurn] = await asyncio.to_thread(
-            lambda: self.diarizer.diarize(shared, should_cancel=watch, **hints)
-        )
-        return turns
+    def close(self) -> None:
+        """Stop the thread pools (the runner deployment calls this on shutdown)."""
+        self.threads.shutdown()

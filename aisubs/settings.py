@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATA_DIR = Path("var")
@@ -24,6 +24,12 @@ class StoreSettings(BaseModel):
     sqlite_path: Path = DEFAULT_DATA_DIR / "aisubs.sqlite3"
     # Direct or pooled (Supabase / pgbouncer) connection string.
     postgres_dsn: str = "postgresql://postgres@127.0.0.1:5432/test"
+    # Whether postgres_dsn goes through a transaction pooler (Supabase's pooler, PgBouncer
+    # in transaction mode): prepared statements off, no session state. None: guess from the
+    # DSN (port 6543 or a "pooler" host, as Supabase's pooler URLs have).
+    pooled: bool | None = None
+    # Shown in pg_stat_activity, so operators can tell the service's connections apart.
+    application_name: str = Field("aisubs", max_length=63)
     pool_min_size: int = Field(1, ge=0)
     pool_max_size: int = Field(8, ge=1)
     connect_timeout_s: float = Field(5.0, gt=0)
@@ -50,6 +56,20 @@ class QueueSettings(BaseModel):
     capacity_retry_after_s: float = Field(30.0, gt=0)
     # Audio length assumed for ETAs when a job's duration is unknown and none has finished.
     eta_default_audio_seconds: float = Field(300.0, gt=0)
+
+    @model_validator(mode="after")
+    def _check_timing(self) -> QueueSettings:
+        if self.heartbeat_seconds >= self.lease_seconds:
+            raise ValueError(
+                f"heartbeat_seconds ({self.heartbeat_seconds}) must be shorter than "
+                f"lease_seconds ({self.lease_seconds}), or every lease expires between beats"
+            )
+        if self.retry_min_seconds > self.retry_max_seconds:
+            raise ValueError(
+                f"retry_min_seconds ({self.retry_min_seconds}) is greater than "
+                f"retry_max_seconds ({self.retry_max_seconds})"
+            )
+        return self
 
 
 class MediaSettings(BaseModel):
@@ -149,6 +169,10 @@ class ServeSettings(BaseModel):
     # Logical CPUs each GPU replica reserves (a g2-standard-8 L4 node has 8).
     transcriber_cpus: float = Field(1.0, ge=0)
     diarizer_cpus: float = Field(1.0, ge=0)
+    # OS niceness of the model replicas' processes (0: unchanged). Inference yields the CPU
+    # to the API, the proxy, the dispatcher and the runner, so they answer in time even
+    # when the models keep every core busy (deployments.common.lower_priority).
+    model_niceness: int = Field(10, ge=0, le=19)
     # A remote stage that has not answered after base + per_audio_s * audio seconds is
     # treated as lost (its replica died: Serve leaves such a request hanging) and retried.
     stage_timeout_base_s: float = Field(300.0, gt=0)
@@ -161,7 +185,11 @@ class ServeSettings(BaseModel):
     min_replicas: int = Field(0, ge=0)
     max_replicas: int = Field(5, ge=1)
     jobs_per_replica: int = Field(2, ge=1)
-    runner_max_concurrent_jobs: int = Field(8, ge=1)
+    # The job runner takes every job the dispatcher claims (worker_slots of them at most)
+    # and does their fetch/decode/storage work on worker_slots media threads; store calls
+    # (heartbeats, progress, completion) run on this many threads of their own, so a lease
+    # is never renewed late because media work holds every thread.
+    runner_store_threads: int = Field(4, ge=1)
     # HTTP edge: replicas of the ingress and requests each one handles at once (Serve's
     # default of 5 queued 50 concurrent clients at the proxy for tens of seconds).
     ingress_replicas: int = Field(1, ge=1)
@@ -196,6 +224,11 @@ class ObservabilitySettings(BaseModel):
     # GET /metrics on the ingress: queue and replica gauges read from the store at scrape
     # time (Prometheus text format). Per-event metrics go through Ray's metrics agent.
     metrics_route: bool = True
+    # Queue statistics behind /metrics are shared by all scrapes for this long (one store
+    # query per interval however many scrapers ask).
+    metrics_cache_s: float = Field(5.0, ge=0)
+    # When set, /metrics answers only `Authorization: Bearer <token>` (401 otherwise).
+    metrics_token: str | None = Field(None, min_length=16)
     # How often GPU replicas refresh their GPU-memory gauge (only when a GPU is visible).
     gpu_sample_s: float = Field(15.0, gt=0)
 

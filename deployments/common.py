@@ -48,3 +48,21 @@ async def fetch_audio(shared: Any) -> np.ndarray:
     (ref,) = shared
     audio: np.ndarray = await ref
     return audio
+
+
+def lower_priority(niceness: int) -> int:
+    """Run this replica's process at OS niceness ``niceness`` (0 leaves it as it is).
+
+    Model inference is throughput work that can take every core; the ingress, the proxy,
+    the dispatcher and the runner answer people and renew leases. At a higher niceness the
+    scheduler hands the models only the CPU time those latency-bound processes leave, so
+    the API stays responsive on a saturated machine (a GPU node loses nothing: inference
+    there waits on the GPU, not the CPU). Returns the niceness now in effect.
+    """
+    current = os.nice(0)
+    if niceness > current:
+        try:
+            current = os.nice(niceness - current)
+        except OSError as exc:  # not allowed here: keep going at the current priority
+            log.warning("cannot lower the process priority to nice %d: %s", niceness, exc)
+    return current

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -13,7 +14,7 @@ from ray import serve
 from aisubs.jobwatch import watch_lease
 from aisubs.settings import Settings
 from aisubs.transcript import SpeakerTurn
-from deployments.common import fetch_audio, gpu_facts, process_rss_mb
+from deployments.common import fetch_audio, gpu_facts, lower_priority, process_rss_mb
 from deployments.metrics import InFlight, sample_gpu_memory, setup_replica, stage_context
 
 log = logging.getLogger(__name__)
@@ -27,6 +28,7 @@ class Diarizer:
 
         self.settings = settings
         self.metrics = setup_replica(settings)
+        self.niceness = lower_priority(settings.serve.model_niceness)
         started = time.perf_counter()
         self.diarizer = load_diarizer(settings.diarization)
         self.load_seconds = time.perf_counter() - started
@@ -50,11 +52,19 @@ class Diarizer:
                 lambda: self.diarizer.diarize(audio, should_cancel=should_cancel, **hints)
             )
 
+    def __del__(self) -> None:
+        # Serve calls this when the replica shuts down: release the store's connections.
+        with contextlib.suppress(Exception):
+            self._gpu_sampler.cancel()
+        with contextlib.suppress(Exception):
+            self.store.close()
+
     def info(self) -> dict[str, Any]:
         return {
             "backend": self.settings.diarization.backend,
             "load_seconds": self.load_seconds,
             "pid": os.getpid(),
+            "niceness": self.niceness,
             "rss_mb": process_rss_mb(),
             **gpu_facts(),
         }

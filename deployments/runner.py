@@ -8,7 +8,10 @@ stages read it from there.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
+import time
 from typing import Any
 from uuid import UUID
 
@@ -18,6 +21,7 @@ from ray import serve
 from ray.serve.handle import DeploymentHandle
 
 from aisubs.asr.base import ASROptions
+from aisubs.job_lease import RunnerThreads, run_in
 from aisubs.jobwatch import Lease
 from aisubs.runner import JobExecutor
 from aisubs.settings import Settings
@@ -25,6 +29,9 @@ from aisubs.transcript import SpeakerTurn, Transcript
 from deployments.metrics import setup_replica
 
 log = logging.getLogger(__name__)
+
+# check_health fails when a no-op on the store threads takes longer than this.
+HEALTH_TIMEOUT_S = 10.0
 
 
 class RayStages:
@@ -51,6 +58,13 @@ class RayStages:
 
 @serve.deployment(name="JobRunner", ray_actor_options={"num_cpus": 0.1})
 class JobRunner:
+    """Takes every job the dispatcher claims (up to ``worker_slots``; see build_app).
+
+    Its work runs on thread pools of its own (:class:`aisubs.job_lease.RunnerThreads`):
+    Serve gives a replica with ``num_cpus: 0.1`` a default executor of only 5 threads,
+    which ``worker_slots`` jobs' downloads and decoding would fill, starving heartbeats.
+    """
+
     def __init__(
         self, settings: Settings, transcriber: DeploymentHandle, diarizer: DeploymentHandle
     ):
@@ -61,6 +75,7 @@ class JobRunner:
         context = serve.get_replica_context()
         self.instance = f"runner-{context.replica_id.unique_id}"
         self.store = open_store(settings)
+        self.threads = RunnerThreads.from_settings(settings)
         self.executor = JobExecutor(
             settings,
             self.store,
@@ -68,13 +83,27 @@ class JobRunner:
             RayStages(transcriber, diarizer),
             worker_instance=self.instance,
             metrics=metrics,
+            threads=self.threads,
         )
 
     async def run(self, job_id: str, lease_token: str) -> str:
         """Run one claimed job; the dispatcher does not wait on the answer to keep going."""
-        import asyncio
-
-        job = await asyncio.to_thread(self.store.get, UUID(job_id))
+        job = await run_in(self.threads.store, self.store.get, UUID(job_id))
         if job.lease_token != lease_token:
             return "stopped"  # claimed again elsewhere since the dispatcher sent it
         return await self.executor.run(job)
+
+    async def check_health(self) -> None:
+        """Unhealthy when the store threads stop answering (heartbeats would stop too)."""
+        try:
+            await asyncio.wait_for(run_in(self.threads.store, time.monotonic), HEALTH_TIMEOUT_S)
+        except TimeoutError:
+            raise RuntimeError(
+                f"the runner's store threads did not answer within {HEALTH_TIMEOUT_S} s"
+            ) from None
+
+    def __del__(self) -> None:
+        # Serve calls this when the replica shuts down: release the store's connections.
+        for close in (self.executor.close, self.store.close):
+            with contextlib.suppress(Exception):
+                close()

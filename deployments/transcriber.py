@@ -9,6 +9,7 @@ cancelled job stops within seconds instead of running to the end.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import time
@@ -21,7 +22,7 @@ from aisubs.jobwatch import report_progress, watch_lease
 from aisubs.pipeline import transcription_stage
 from aisubs.settings import Settings
 from aisubs.transcript import Transcript
-from deployments.common import fetch_audio, gpu_facts, process_rss_mb
+from deployments.common import fetch_audio, gpu_facts, lower_priority, process_rss_mb
 from deployments.metrics import InFlight, sample_gpu_memory, setup_replica, stage_context
 
 log = logging.getLogger(__name__)
@@ -35,6 +36,7 @@ class Transcriber:
 
         self.settings = settings
         self.metrics = setup_replica(settings)
+        self.niceness = lower_priority(settings.serve.model_niceness)
         started = time.perf_counter()
         self.engine = load_asr_engine(settings.asr)
         self.load_seconds = time.perf_counter() - started
@@ -62,12 +64,20 @@ class Transcriber:
                 self.engine.transcribe, audio, options, progress, should_cancel
             )
 
+    def __del__(self) -> None:
+        # Serve calls this when the replica shuts down: release the store's connections.
+        with contextlib.suppress(Exception):
+            self._gpu_sampler.cancel()
+        with contextlib.suppress(Exception):
+            self.store.close()
+
     def info(self) -> dict[str, Any]:
         return {
             "engine": self.engine.name,
             "model": self.engine.model_name,
             "load_seconds": self.load_seconds,
             "pid": os.getpid(),
+            "niceness": self.niceness,
             "rss_mb": process_rss_mb(),
             **gpu_facts(),
         }

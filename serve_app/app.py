@@ -74,6 +74,8 @@ def build_app(args: dict[str, Any] | None = None) -> Application:
         max_ongoing_requests=serve.jobs_per_replica,
         autoscaling_config=autoscaling_config(settings, request_resources=False),
     )
+    # The runner takes every claimed job at once (a job waiting in a Serve queue would not
+    # heartbeat); the dispatcher never claims more than worker_slots.
     runner = _deployment(JobRunner).options(max_ongoing_requests=serve.worker_slots + 1)
     ingress = _deployment(Ingress).options(
         num_replicas=serve.ingress_replicas,

@@ -8,6 +8,7 @@ state: Serve replaces a crashed dispatcher and the new one simply carries on.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from typing import Any
 
@@ -114,3 +115,10 @@ class Dispatcher:
     async def check_health(self) -> None:
         if self._loop.done():
             raise RuntimeError("dispatch loop stopped")
+
+    def __del__(self) -> None:
+        # Serve calls this when the replica shuts down: stop claiming, release connections.
+        with contextlib.suppress(Exception):
+            self._loop.cancel()
+        with contextlib.suppress(Exception):
+            self.store.close()

@@ -85,6 +85,12 @@ class Ingress:
             for name in WORKER_DEPLOYMENTS
         }
 
+    def __del__(self) -> None:
+        # Serve calls this when the replica shuts down: release the store's connections.
+        state = getattr(self, "state", None)
+        if state is not None:
+            state.close()
+
     async def dispatcher_status(self) -> dict[str, Any]:
         status: dict[str, Any] = await self.dispatcher.status.remote()
         return status

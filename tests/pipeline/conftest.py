@@ -6,7 +6,8 @@ import os
 from typing import Any
 
 import pytest
-from pipeline_support import make_settings
+
+from tests.pipeline.pipeline_support import pipeline_settings
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
@@ -15,4 +16,4 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 def tiny_engine(tmp_path_factory: pytest.TempPathFactory) -> Any:
     from aisubs.asr import load_asr_engine
 
-    return load_asr_engine(make_settings(tmp_path_factory.mktemp("m")).asr)
+    return load_asr_engine(pipeline_settings(tmp_path_factory.mktemp("m")).asr)

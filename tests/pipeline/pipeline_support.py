@@ -1,4 +1,4 @@
-"""Paths and settings shared by the pipeline and runner tests."""
+"""Settings shared by the pipeline and runner tests."""
 
 from __future__ import annotations
 
@@ -6,17 +6,10 @@ from pathlib import Path
 from typing import Any
 
 from aisubs.settings import Settings
-
-REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data"
+from tests.support.settings import TINY_ASR, make_settings
 
 
-def make_settings(tmp: Path, **sections: Any) -> Settings:
-    base: dict[str, Any] = {
-        "store": {"backend": "sqlite", "sqlite_path": str(tmp / "q.sqlite3")},
-        "media": {"storage_url": str(tmp / "media"), "results_url": str(tmp / "results")},
-        "asr": {"model": "tiny.en", "cache_dir": str(REPO / "var" / "models"), "beam_size": 1},
-    }
-    for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
-    return Settings(**base)
+def pipeline_settings(tmp: Path, **sections: dict[str, Any]) -> Settings:
+    """tests.support.settings.make_settings with tiny.en (TINY_ASR) under the given ``asr``
+    fields."""
+    return make_settings(tmp, **{**sections, "asr": TINY_ASR | sections.get("asr", {})})

@@ -8,23 +8,21 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from pipeline_support import DATA, make_settings
 
 from aisubs.jobwatch import Lease
 from aisubs.media.storage import Storage, media_key
 from aisubs.queue import JobState, open_store
-from aisubs.runner import UPLOAD_SCHEME, InProcessStages, JobExecutor
+from aisubs.runner import UPLOAD_SCHEME, JobExecutor
+from aisubs.stages import InProcessStages
+from tests.pipeline.pipeline_support import pipeline_settings
+from tests.support.paths import DATA, JFK
+from tests.support.settings import QUICK_QUEUE
 
 pytestmark = pytest.mark.slow
 
 
 def _setup(tmp: Path, engine: Any, stages: Any = None, **sections: Any) -> Any:
-    settings = make_settings(
-        tmp,
-        queue={"heartbeat_seconds": 0.2, "retry_min_seconds": 0, "retry_max_seconds": 0}
-        | sections.pop("queue", {}),
-        **sections,
-    )
+    settings = pipeline_settings(tmp, queue=QUICK_QUEUE | sections.pop("queue", {}), **sections)
     store = open_store(settings)
     storage = Storage.from_settings(settings.media)
     stages = stages or InProcessStages(engine, None, store, cancel_check_s=0.1)
@@ -41,7 +39,7 @@ def _submit(store: Any, storage: Storage, path: Path, **options: Any) -> Any:
 
 def test_success_stores_results_and_completes(tiny_engine: Any, tmp_path: Path) -> None:
     _, store, storage, executor = _setup(tmp_path, tiny_engine)
-    job = _submit(store, storage, DATA / "asr" / "jfk.flac")
+    job = _submit(store, storage, JFK)
     assert asyncio.run(executor.run(job)) == "succeeded"
     done = store.get(job.id)
     assert done.state is JobState.SUCCEEDED
@@ -79,7 +77,7 @@ def test_lost_stage_is_retried(tiny_engine: Any, tmp_path: Path) -> None:
         stages,
         serve={"stage_timeout_base_s": 0.5, "stage_timeout_per_audio_s": 0},
     )
-    job = _submit(store, storage, DATA / "asr" / "jfk.flac")
+    job = _submit(store, storage, JFK)
     assert asyncio.run(executor.run(job)) == "retrying"
     again = store.get(job.id)
     assert again.state is JobState.QUEUED and again.error is not None

@@ -8,13 +8,14 @@ from typing import Any
 
 import pytest
 import srt
-from pipeline_support import DATA, make_settings
 
 from aisubs.errors import InvalidRequest, UndecodableMedia
 from aisubs.pipeline import LocalPipeline, translation_target, validate_options
 from aisubs.queue.models import JobOptions
 from aisubs.transcript import Segment, SpeakerTurn, Transcript, Word
 from aisubs.translation import overlay_translation
+from tests.pipeline.pipeline_support import pipeline_settings
+from tests.support.paths import JFK
 
 pytestmark = pytest.mark.slow
 
@@ -30,11 +31,11 @@ class TurnsFromFile:
 
 
 def test_jfk_to_every_format(tiny_engine: Any, tmp_path: Path) -> None:
-    settings = make_settings(tmp_path)
+    settings = pipeline_settings(tmp_path)
     stages: list[str] = []
     pipeline = LocalPipeline(settings, tiny_engine, None)
     result = pipeline.run(
-        DATA / "asr" / "jfk.flac",
+        JFK,
         JobOptions(diarize=False),
         progress=lambda stage, f: stages.append(stage),
     )
@@ -49,8 +50,8 @@ def test_jfk_to_every_format(tiny_engine: Any, tmp_path: Path) -> None:
 
 def test_speakers_from_turns_reach_the_subtitles(tiny_engine: Any, tmp_path: Path) -> None:
     turns = [SpeakerTurn(0.0, 5.0, "SPEAKER_00"), SpeakerTurn(5.0, 11.0, "SPEAKER_01")]
-    pipeline = LocalPipeline(make_settings(tmp_path), tiny_engine, TurnsFromFile(turns))
-    result = pipeline.run(DATA / "asr" / "jfk.flac", JobOptions(formats=("vtt", "json")))
+    pipeline = LocalPipeline(pipeline_settings(tmp_path), tiny_engine, TurnsFromFile(turns))
+    result = pipeline.run(JFK, JobOptions(formats=("vtt", "json")))
     assert result.transcript.speakers == ["SPEAKER_00", "SPEAKER_01"]
     assert "<v SPEAKER_01>" in result.outputs["vtt"]
     assert all(c.speaker in {"SPEAKER_00", "SPEAKER_01"} for c in result.cues)
@@ -60,7 +61,7 @@ def test_bad_media_is_a_typed_error(tiny_engine: Any, tmp_path: Path) -> None:
     junk = tmp_path / "junk.wav"
     junk.write_bytes(b"\x13\x37" * 5000)
     with pytest.raises(UndecodableMedia):
-        LocalPipeline(make_settings(tmp_path), tiny_engine, None).run(junk, JobOptions())
+        LocalPipeline(pipeline_settings(tmp_path), tiny_engine, None).run(junk, JobOptions())
 
 
 def test_translation_targets() -> None:

@@ -13,13 +13,12 @@ from typing import Any
 
 import pytest
 import srt
-from serve_support import DATA, Service
 
 from aisubs.pipeline import stage_fraction
+from tests.serve.serve_support import Service
+from tests.support.paths import JFK, LIBRISPEECH, REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
-
-JFK = DATA / "asr" / "jfk.flac"
 
 
 def started_at(job: dict[str, Any]) -> datetime:
@@ -141,8 +140,8 @@ def test_submit_batch_writes_subtitles_next_to_inputs(service: Service, tmp_path
     folder = tmp_path / "batch"
     folder.mkdir()
     shutil.copy(JFK, folder / "one.flac")
-    shutil.copy(DATA / "asr" / "librispeech-61-70968-0000.flac", folder / "two.flac")
-    script = Path(__file__).resolve().parents[2] / "scripts" / "submit_batch.py"
+    shutil.copy(LIBRISPEECH, folder / "two.flac")
+    script = REPO / "scripts" / "submit_batch.py"
     run = subprocess.run(
         [
             sys.executable,
@@ -165,3 +164,33 @@ def test_submit_batch_writes_subtitles_next_to_inputs(service: Service, tmp_path
     assert run.returncode == 0, run.stderr
     assert "country" in (folder / "one.vtt").read_text()
     assert (folder / "two.vtt").read_text().startswith("WEBVTT")
+
+
+def test_model_replicas_yield_the_cpu_to_the_api(service: Service) -> None:
+    """Inference may keep every core busy; the API, proxy, dispatcher and runner must not
+    wait behind it, so the model replicas run at a higher OS niceness than they do."""
+    from ray import serve
+
+    from aisubs.settings import ServeSettings
+
+    wanted = ServeSettings().model_niceness
+    assert wanted > 0
+    for name in ("Transcriber", "Diarizer"):
+        handle = serve.get_deployment_handle(name, app_name="aisubs")
+        info = handle.info.remote().result(timeout_s=60)
+        assert info["niceness"] == wanted, (name, info)
+        assert os.getpriority(os.PRIO_PROCESS, int(info["pid"])) == wanted
+    for pid in _replica_pids("aisubs", ("Ingress", "Dispatcher", "JobRunner")):
+        assert os.getpriority(os.PRIO_PROCESS, pid) == 0
+
+
+def _replica_pids(app: str, deployments: tuple[str, ...]) -> list[int]:
+    import psutil
+
+    pids = []
+    for p in psutil.process_iter(["cmdline"]):
+        cmd = " ".join(p.info.get("cmdline") or [])
+        if any(f"ServeReplica:{app}:{name}" in cmd for name in deployments):
+            pids.append(p.pid)
+    assert len(pids) >= len(deployments), pids
+    return pids
