@@ -24,6 +24,8 @@ from fastapi import Depends, FastAPI
 
 from aisubs.errors import StoreUnavailable
 from aisubs.media.storage import Storage
+from aisubs.observability.stats_cache import SharedRefresh
+from aisubs.queue.models import QueueStats
 from aisubs.queue.store import JobStore
 from aisubs.settings import Settings
 
@@ -69,10 +71,18 @@ class ApiState:
     # After a failed connection attempt, answer StoreUnavailable for this long without
     # trying again (so a dead database is not hammered by every request).
     store_retry_s: float = 2.0
+    # /metrics: statistics and replica counts shared by every scrape for a few seconds.
+    queue_stats: SharedRefresh[QueueStats] = field(init=False, repr=False)
+    replica_snapshot: SharedRefresh[Mapping[str, Mapping[str, int]]] = field(init=False, repr=False)
     _store: JobStore | None = field(default=None, init=False, repr=False)
     _store_failed_at: float | None = field(default=None, init=False, repr=False)
     _store_error: str = field(default="", init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        ttl = self.settings.observability.metrics_cache_s
+        self.queue_stats = SharedRefresh(lambda: self.store.stats(), ttl)
+        self.replica_snapshot = SharedRefresh(lambda: self.replica_counts(), ttl)
 
     @classmethod
     def create(

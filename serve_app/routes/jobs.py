@@ -29,7 +29,6 @@ from serve_app.http_errors import error_responses
 from serve_app.routes.uploads import (
     SUBMIT_REQUEST_BODY,
     FormSubmission,
-    dedupe_id,
     read_json_submission,
     read_upload_submission,
     upload_key,
@@ -111,16 +110,26 @@ def job_view(job: Job, request: Request, position: Position | None = None) -> Jo
 def _position(state: ApiState, job: Job) -> Position | None:
     if job.state != JobState.QUEUED:
         return None
-    return state.store.position(job.id, live_workers(state), owner=job.owner)
+    return state.store.position(job.id, live_slots(state), owner=job.owner)
 
 
 def live_workers(state: ApiState) -> int:
-    """The injected replica count, 0 if the probe fails (ETAs then assume one slot)."""
+    """The injected replica count, 0 if the probe fails (ETAs then assume one replica)."""
     try:
         return max(0, int(state.active_workers()))
     except Exception:  # a broken probe must not fail job reads
         log.warning("active_workers probe failed", exc_info=True)
         return 0
+
+
+def live_slots(state: ApiState) -> int:
+    """Jobs the running model replicas process at once (ETAs divide the work by this).
+
+    With no replica running (scaled to zero) the first one to start is counted: the queue
+    waits for it, not forever.
+    """
+    serve = state.settings.serve
+    return min(serve.worker_slots, max(1, live_workers(state)) * serve.jobs_per_replica)
 
 
 # ----------------------------------------------------------------------- submit
@@ -214,7 +223,6 @@ async def _submit_upload(
         request,
         state.storage,
         max_bytes=state.settings.media.max_upload_bytes,
-        dedupe_id=dedupe_id(key.owner, idempotency_key),
         check_early=check_early,
     )
     try:
@@ -229,11 +237,12 @@ async def _submit_upload(
             priority=priority,
             idempotency_key=idempotency_key,
             audio_duration_s=info.duration_s,
+            content_id=upload.content_id,
         )
     except BaseException:
         await run_in_threadpool(upload.discard, state.storage)
         raise
-    if job.source != upload.source:  # defensive: never keep an object no job refers to
+    if job.source != upload.source:  # an idempotent replay: the job has its own copy
         await run_in_threadpool(upload.discard, state.storage)
     return job
 

@@ -10,23 +10,23 @@ from aisubs.queue.models import ApiKey
 from serve_app.api import ApiState
 from serve_app.auth import api_state, require_api_key
 from serve_app.http_errors import error_responses
-from serve_app.routes.jobs import live_workers
+from serve_app.routes.jobs import live_slots, live_workers
 from serve_app.schemas import QueueStatusResponse
 
 router = APIRouter(prefix="/v1/queue", tags=["queue"])
 
 
 def estimated_wait_s(
-    queued: int, running: int, workers: int, speed: float, typical_audio_s: float
+    queued: int, running: int, slots: int, speed: float, typical_audio_s: float
 ) -> float:
     """Seconds before a job submitted now would start, if it queued behind everything.
 
     The work ahead is every queued job plus half of each running one (on average half
     done), each assumed ``typical_audio_s`` long, processed at ``speed`` compute seconds
-    per audio second on ``max(1, workers)`` parallel workers (like the store's ETAs).
+    per audio second on ``max(1, slots)`` jobs in parallel (like the store's ETAs).
     """
     work = (queued + running / 2) * typical_audio_s * speed
-    return work / max(1, workers)
+    return work / max(1, slots)
 
 
 @router.get(
@@ -44,7 +44,7 @@ def queue_status(
     wait = estimated_wait_s(
         stats.queued,
         stats.running,
-        workers,
+        live_slots(state),
         stats.compute_per_audio_second,
         state.settings.queue.eta_default_audio_seconds,
     )

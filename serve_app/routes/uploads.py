@@ -8,25 +8,22 @@ replica buffer a request body as fast as the client sends it, so a chunked body 
 the limit would sit in memory whatever this code reads; a declared length over the limit
 is refused before any of the body is read, and one under it bounds what can arrive.
 
-Where an upload is kept, and why idempotent uploads are special: the job store recognizes a
-replayed submission by comparing the source, options and priority of the first request
-with the replay. An upload's source must therefore be the same string for the same bytes
-sent again under the same ``Idempotency-Key``, so such uploads are first spooled to a local
-temporary file (hashing them) and stored under ``media/idem-<hash of owner, key and
-content>/source``; a replay finds that object already stored and does not store it twice.
-Uploads without an idempotency key go directly to ``media/<random id>/source``.
-The job's ``source`` is ``upload://<key>``.
+Every upload is stored under a key of its own (``media/<random id>/source``; the job's
+``source`` is ``upload://<key>``) while its SHA-256 is computed on the way. Idempotent
+replays are recognized by that digest (the store compares ``sha256:<digest>`` instead of the
+source), so two concurrent retries under one ``Idempotency-Key`` each write their own
+object, and the one that does not create the job removes only its own: never the media of
+the job that won.
 """
 
 from __future__ import annotations
 
 import asyncio
 import hashlib
-import tempfile
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
-from typing import IO, Annotated, Any
+from typing import Annotated, Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -46,7 +43,6 @@ MULTIPART_OVERHEAD_BYTES = 1024 * 1024
 MAX_JSON_BYTES = 64 * 1024
 # Writes to storage happen in pieces of about this size (fewer thread hops).
 WRITE_CHUNK_BYTES = 1024 * 1024
-SPOOL_MEMORY_BYTES = 8 * 1024 * 1024
 
 UPLOAD_FORM_SCHEMA = "UploadJobForm"
 _PRIORITY: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=MIN_PRIORITY, le=MAX_PRIORITY)])
@@ -54,20 +50,24 @@ _PRIORITY: TypeAdapter[int] = TypeAdapter(Annotated[int, Field(ge=MIN_PRIORITY, 
 
 @dataclass(frozen=True, slots=True)
 class StoredUpload:
-    """An upload in the media storage; ``created``: this request wrote it."""
+    """An upload this request wrote to the media storage."""
 
     key: str
     size: int
-    created: bool
+    sha256: str
 
     @property
     def source(self) -> str:
         return UPLOAD_SCHEME + self.key
 
+    @property
+    def content_id(self) -> str:
+        """What identifies the bytes for idempotent replays (see the module doc)."""
+        return f"sha256:{self.sha256}"
+
     def discard(self, storage: Storage) -> None:
-        """Remove the object if this request created it (the job was not queued)."""
-        if self.created:
-            storage.delete_prefix(self.key.rsplit("/", 1)[0])
+        """Remove the object (no job refers to it: refused, failed, or a replay)."""
+        storage.delete_prefix(self.key.rsplit("/", 1)[0])
 
 
 @dataclass(frozen=True, slots=True)
@@ -105,15 +105,13 @@ async def read_upload_submission(
     storage: Storage,
     *,
     max_bytes: int,
-    dedupe_id: str | None,
     check_early: Callable[[FormSubmission], None] | None = None,
 ) -> tuple[FormSubmission, StoredUpload]:
     """Stream the ``file`` part into storage and validate the other form fields.
 
-    ``dedupe_id`` (owner and idempotency key) makes the storage key a function of the
-    content (see the module doc). ``check_early`` runs on the fields that precede the file
-    (typically ``priority``) so a refused request stores nothing. On any failure the upload
-    this request stored is removed again.
+    ``check_early`` runs on the fields that precede the file (typically ``priority``) so a
+    refused request stores nothing. On any failure the upload this request stored is
+    removed again.
     """
     declared = request.headers.get("content-length")
     if not (declared and declared.isdigit()):
@@ -139,9 +137,7 @@ async def read_upload_submission(
                     raise InvalidRequest("send exactly one 'file' part")
                 if check_early is not None:
                     check_early(parse_form_fields(fields))
-                upload = await store_upload(
-                    storage, _file_data(events), max_bytes=max_bytes, dedupe_id=dedupe_id
-                )
+                upload = await store_upload(storage, _file_data(events), max_bytes=max_bytes)
         if upload is None:
             raise RequestValidationError(
                 [{"loc": ("body", UPLOAD_FIELD), "msg": "Field required", "type": "missing"}]
@@ -203,60 +199,26 @@ def parse_form_fields(fields: Mapping[str, list[str]]) -> FormSubmission:
 
 # ----------------------------------------------------------------------- storing
 async def store_upload(
-    storage: Storage,
-    chunks: AsyncIterator[bytes],
-    *,
-    max_bytes: int,
-    dedupe_id: str | None = None,
+    storage: Storage, chunks: AsyncIterator[bytes], *, max_bytes: int
 ) -> StoredUpload:
-    """Store an upload; :class:`EmptyMedia` if it has no bytes, :class:`MediaTooLarge`."""
+    """Store an upload under a new key, hashing it on the way.
+
+    :class:`EmptyMedia` if it has no bytes, :class:`MediaTooLarge` past ``max_bytes``.
+    """
     pieces = _coalesce(chunks, WRITE_CHUNK_BYTES)
     first = await anext(pieces, None)
     if first is None:
         raise EmptyMedia("the uploaded file is empty")
-    if dedupe_id is None:
-        key = media_key(uuid.uuid4().hex)
-        size = await storage.aput_stream(key, _prepend(first, pieces), max_bytes)
-        return StoredUpload(key=key, size=size, created=True)
-    with tempfile.SpooledTemporaryFile(
-        max_size=SPOOL_MEMORY_BYTES, prefix="aisubs-upload-"
-    ) as spool:
-        size, digest = await _spool(_prepend(first, pieces), spool, max_bytes)
-        upload_id = hashlib.sha256(f"{dedupe_id}\0{digest}".encode()).hexdigest()[:40]
-        key = media_key(f"idem-{upload_id}")
-        if await asyncio.to_thread(storage.exists, key):
-            return StoredUpload(key=key, size=size, created=False)
-        await asyncio.to_thread(_put_spooled, storage, key, spool)
-        return StoredUpload(key=key, size=size, created=True)
-
-
-def dedupe_id(owner: str, idempotency_key: str | None) -> str | None:
-    """What makes an idempotent upload's storage key unique to its owner and key."""
-    if idempotency_key is None:
-        return None
-    return hashlib.sha256(f"{owner}\0{idempotency_key}".encode()).hexdigest()
-
-
-async def _spool(chunks: AsyncIterator[bytes], spool: IO[bytes], max_bytes: int) -> tuple[int, str]:
     digest = hashlib.sha256()
-    size = 0
-    async for chunk in chunks:
-        size += len(chunk)
-        if size > max_bytes:
-            raise MediaTooLarge(f"the upload is larger than the limit of {max_bytes} bytes")
-        digest.update(chunk)
-        await asyncio.to_thread(spool.write, chunk)
-    return size, digest.hexdigest()
 
+    async def hashed() -> AsyncIterator[bytes]:
+        async for chunk in _prepend(first, pieces):
+            digest.update(chunk)
+            yield chunk
 
-def _put_spooled(storage: Storage, key: str, spool: IO[bytes]) -> None:
-    spool.seek(0)
-    storage.put_stream(key, _read_chunks(spool))
-
-
-def _read_chunks(f: IO[bytes]) -> Iterator[bytes]:
-    while chunk := f.read(WRITE_CHUNK_BYTES):
-        yield chunk
+    key = media_key(uuid.uuid4().hex)
+    size = await storage.aput_stream(key, hashed(), max_bytes)
+    return StoredUpload(key=key, size=size, sha256=digest.hexdigest())
 
 
 async def _coalesce(chunks: AsyncIterator[bytes], size: int) -> AsyncIterator[bytes]:

@@ -1,4 +1,5 @@
-"""Helpers shared by the API tests: settings over tmp_path, small media, a client wrapper."""
+"""Helpers shared by the API tests: small media and a client wrapper (settings over
+``tmp_path`` come from tests.support.settings)."""
 
 from __future__ import annotations
 
@@ -14,11 +15,7 @@ from typing import Any
 from fastapi.testclient import TestClient
 
 from aisubs.queue.store import JobStore
-from aisubs.settings import Settings
 from serve_app.api import ApiState
-
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data"
-JFK = DATA / "asr" / "jfk.flac"
 
 
 def wav_bytes(seconds: float = 0.5, rate: int = 16_000) -> bytes:
@@ -34,20 +31,6 @@ def wav_bytes(seconds: float = 0.5, rate: int = 16_000) -> bytes:
         w.setframerate(rate)
         w.writeframes(samples)
     return buf.getvalue()
-
-
-def make_settings(tmp_path: Path, **sections: dict[str, Any]) -> Settings:
-    """Settings over ``tmp_path``; ``sections`` override fields per section."""
-    base: dict[str, dict[str, Any]] = {
-        "store": {"backend": "sqlite", "sqlite_path": tmp_path / "jobs.sqlite3"},
-        "media": {
-            "storage_url": str(tmp_path / "media"),
-            "results_url": str(tmp_path / "results"),
-        },
-    }
-    for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
-    return Settings(**base)  # type: ignore[arg-type]
 
 
 def stored_files(root: Path) -> list[Path]:

@@ -7,10 +7,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import Api, ApiFactory, make_settings
 from fastapi.testclient import TestClient
 
 from serve_app.api import ApiState, create_api
+from tests.api.api_support import Api, ApiFactory
+from tests.support.settings import make_settings
 
 
 @pytest.fixture

@@ -6,12 +6,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from api_support import Api, ApiFactory, make_settings
 from fastapi.testclient import TestClient
 
 from aisubs.errors import StoreUnavailable
 from aisubs.queue import JobStore, QueueStats
 from serve_app.api import ApiState, create_api
+from tests.api.api_support import Api, ApiFactory
+from tests.support.settings import make_settings
 
 
 def test_queue_status_numbers(make_api: ApiFactory) -> None:
@@ -27,8 +28,10 @@ def test_queue_status_numbers(make_api: ApiFactory) -> None:
     assert body["depth_by_priority"] == {"5": 2, "2": 1}
     assert body["processing_jobs"] == 1
     assert body["active_workers"] == 3
-    # (3 queued + 1/2 running) x 300 s typical audio x 0.5 s/s default speed / 3 workers.
-    assert body["estimated_wait_minutes"] == pytest.approx(3.5 * 300 * 0.5 / 3 / 60, abs=0.01)
+    # (3 queued + 1/2 running) x 300 s typical audio x 0.5 s/s default speed, shared by
+    # the worker slots: 3 replicas x 2 jobs each.
+    slots = 3 * api.state.settings.serve.jobs_per_replica
+    assert body["estimated_wait_minutes"] == pytest.approx(3.5 * 300 * 0.5 / slots / 60, abs=0.01)
     assert body["oldest_wait_s"] >= 0
     assert body["compute_per_audio_second"] == 0.5
 

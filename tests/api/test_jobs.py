@@ -8,10 +8,10 @@ from uuid import UUID, uuid4
 import pysubs2
 import pytest
 import webvtt
-from api_support import Api, ApiFactory
 
 from aisubs.media.storage import result_key
 from aisubs.queue.models import Job, JobError
+from tests.api.api_support import Api, ApiFactory
 
 SRT = "1\n00:00:00,000 --> 00:00:02,500\nAnd so my fellow Americans\n\n"
 VTT = "WEBVTT\n\n00:00:00.000 --> 00:00:02.500\n<v SPEAKER_00>And so my fellow Americans\n\n"

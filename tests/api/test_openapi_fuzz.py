@@ -16,7 +16,6 @@ from typing import Any
 
 import pytest
 import schemathesis
-from api_support import make_settings, wav_bytes
 from hypothesis import HealthCheck, Phase, given, settings
 from hypothesis.errors import Unsatisfiable
 from schemathesis.checks import (
@@ -32,6 +31,8 @@ from schemathesis.generation import GenerationMode
 
 from aisubs.media.storage import result_key
 from serve_app.api import ApiState, create_api
+from tests.api.api_support import wav_bytes
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.slow
 

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from api_support import Api, make_settings, wav_bytes
 from fastapi.testclient import TestClient
 
 from aisubs.errors import StoreUnavailable
 from aisubs.media.storage import result_key
 from aisubs.queue import open_store
 from serve_app.api import ApiState, create_api
+from tests.api.api_support import Api, wav_bytes
+from tests.support.settings import make_settings
 
 pytestmark = pytest.mark.postgres
 

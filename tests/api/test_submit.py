@@ -7,10 +7,11 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from api_support import JFK, Api, ApiFactory, wav_bytes
 
 from aisubs.queue.models import JobState
 from serve_app.routes.uploads import UPLOAD_SCHEME
+from tests.api.api_support import Api, ApiFactory, wav_bytes
+from tests.support.paths import JFK
 
 
 def error_code(response: Any) -> str:
