@@ -46,6 +46,7 @@ def _settings(args: argparse.Namespace) -> Settings:
         backend=args.store,
         sqlite_path=Path(args.sqlite_path),
         postgres_dsn=args.dsn,
+        pooled=args.pooled or None,
         pool_min_size=1,
         pool_max_size=2,
     )
@@ -142,7 +143,7 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
     succeeded = stats.completed_last_hour
     store.close()
     return {
-        "store": args.store,
+        "store": args.store + (" (pooled)" if args.pooled else ""),
         "jobs": args.jobs,
         "owners": args.owners,
         "workers": args.workers,
@@ -170,6 +171,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--batch", type=int, default=50, help="jobs per claim call")
     parser.add_argument("--position-samples", type=int, default=500)
     parser.add_argument("--dsn", default=StoreSettings().postgres_dsn)
+    parser.add_argument(
+        "--pooled",
+        action="store_true",
+        help="the DSN is a transaction pooler (PgBouncer): prepared statements off",
+    )
     parser.add_argument("--sqlite-path", default=None, help="default: a fresh temp file")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--json", action="store_true", help="print one JSON object")

@@ -3,7 +3,7 @@
     python scripts/bench_service.py --json [--clients 50] [--model tiny.en]
 
 Starts ``scripts/serve.py`` (what ``make serve`` runs) on a fresh data directory (through
-``scripts/_service.py``, shared with the load and failover scripts), then
+``scripts/harness.py``, shared with the load and failover scripts), then
 reports: cold start to first healthy answer; submit-to-SRT seconds for ``asr/jfk.flac``;
 p50/p99 latency of ``POST /v1/jobs`` and ``GET /v1/jobs/{id}`` with N concurrent clients;
 and how long the resulting backlog takes to produce an extra Transcriber replica (read from
@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import tempfile
 import threading
 import time
@@ -24,11 +23,7 @@ from typing import Any
 import httpx
 import typer
 
-ROOT = Path(__file__).resolve().parents[1]
-DATA = ROOT.parent / "shared" / "data"
-sys.path.insert(0, str(ROOT / "scripts"))
-
-from _service import create_keys, start_service, summary  # noqa: E402
+from scripts.harness import DATA, create_keys, start_service, summary
 
 
 def _transcriber_replicas(dashboard: str) -> int:

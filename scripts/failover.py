@@ -26,11 +26,8 @@ import asyncio
 import json
 import os
 import signal
-import subprocess
-import sys
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from datetime import datetime
 from pathlib import Path
@@ -38,20 +35,19 @@ from typing import Any
 
 import typer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _service import (
+from aisubs.pipeline import stage_fraction
+from scripts.harness import (
     CLIPS,
     DATA,
-    ROOT,
     Client,
     ServiceProcess,
     create_keys,
-    result_files,
+    fast_recovery_env,
+    fresh_pg_database,
+    restart_postgres,
+    result_sets,
     start_service,
 )
-
-from aisubs.pipeline import stage_fraction
 
 NAMES = {
     "a": "transcriber_killed",
@@ -59,35 +55,6 @@ NAMES = {
     "c": "cluster_restarted",
     "d": "postgres_restarted",
 }
-FORMATS = ("json", "srt", "txt", "vtt")
-# Short leases and stage timeouts so a lost worker is noticed in seconds, one Transcriber
-# and one Diarizer replica (two jobs each) so "the" replica to kill is well defined.
-FAILOVER_ENV = {
-    "AISUBS_QUEUE__LEASE_SECONDS": "10",
-    "AISUBS_QUEUE__HEARTBEAT_SECONDS": "2",
-    "AISUBS_QUEUE__RETRY_MIN_SECONDS": "1",
-    "AISUBS_QUEUE__RETRY_MAX_SECONDS": "3",
-    "AISUBS_QUEUE__MAX_RUNNING_PER_OWNER": "2",
-    "AISUBS_ASR__BEAM_SIZE": "1",
-    "AISUBS_SERVE__MIN_REPLICAS": "1",
-    "AISUBS_SERVE__MAX_REPLICAS": "1",
-    "AISUBS_SERVE__JOBS_PER_REPLICA": "2",
-    "AISUBS_SERVE__TRANSCRIBER_CPUS": "0.5",
-    "AISUBS_SERVE__DIARIZER_CPUS": "0.5",
-    "AISUBS_SERVE__STAGE_TIMEOUT_BASE_S": "30",
-    "AISUBS_SERVE__STAGE_TIMEOUT_PER_AUDIO_S": "1",
-    "AISUBS_SERVE__DISPATCH_INTERVAL_S": "0.5",
-    "AISUBS_SERVE__BACKLOG_POLL_S": "0.5",
-    "AISUBS_SERVE__CANCEL_CHECK_S": "0.5",
-}
-
-
-def failover_env() -> dict[str, str]:
-    """FAILOVER_ENV, where this process's own environment does not set the same names."""
-    return {k: os.environ.get(k, v) for k, v in FAILOVER_ENV.items()}
-
-
-PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
 # Overall progress once the ASR stage has begun.
 ASR_STARTED = stage_fraction("asr", 0.0)
 
@@ -95,7 +62,6 @@ ASR_STARTED = stage_fraction("asr", 0.0)
 def long_clip(folder: Path) -> Path:
     """About 100 s of real speech (JFK, the two-speaker call, two AMI excerpts), so a job
     is surely mid-ASR when the fault hits."""
-    sys.path.insert(0, str(ROOT))
     from aisubs.media.decode import decode_audio
     from aisubs.media.wav import write_wav
     from aisubs.settings import MediaSettings
@@ -180,12 +146,11 @@ async def run_scenario(
     finally:
         await batch.close()
     results = svc.data_dir / "results"
-    duplicated = 0
-    for view, events in zip(finals, completed_events, strict=True):
-        files = result_files(results, view["id"])
-        extra = [f for f in files if f not in {f"subtitles.{fmt}" for fmt in FORMATS}]
-        if events > 1 or extra:
-            duplicated += 1
+    duplicated = sum(
+        1
+        for view, events in zip(finals, completed_events, strict=True)
+        if events > 1 or result_sets(results, view["id"]) > 1
+    )
     succeeded = [v for v in finals if v["state"] == "succeeded"]
     ends = [_ts(v["timings"]["finished_at"]) for v in succeeded if v["id"] in in_flight]
     if not ends:  # nothing was running at the fault: the first completion after it
@@ -271,14 +236,7 @@ async def scenario_c(svc: ServiceProcess, keys: list[str], jobs: int, timeout: f
 
 async def scenario_d(svc: ServiceProcess, keys: list[str], jobs: int, timeout: float) -> Any:
     async def inject() -> dict[str, Any]:
-        version = sorted(os.listdir("/etc/postgresql"))[-1]
-        t = time.perf_counter()
-        cmd = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"]
-        await asyncio.to_thread(subprocess.run, cmd, check=True, capture_output=True)
-        return {
-            "restarted": f"postgresql {version}/main",
-            "restart_s": round(time.perf_counter() - t, 1),
-        }
+        return await asyncio.to_thread(restart_postgres)
 
     def trigger(views: list[dict[str, Any]]) -> bool:
         return bool(running(views, "asr")) and any(v["state"] == "queued" for v in views)
@@ -290,18 +248,11 @@ async def scenario_d(svc: ServiceProcess, keys: list[str], jobs: int, timeout: f
 SCENARIOS = {"a": scenario_a, "b": scenario_b, "c": scenario_c}
 
 
-def _pg_admin(statement: str) -> None:
-    import psycopg
-
-    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
-        conn.execute(statement)
-
-
 def run(letters: list[str], jobs: int, model: str, timeout: float, root: Path) -> dict[str, Any]:
     report: dict[str, Any] = {}
     sqlite_letters = [x for x in letters if x in SCENARIOS]
     if sqlite_letters:
-        svc = start_service(root / "sqlite", model, failover_env())
+        svc = start_service(root / "sqlite", model, fast_recovery_env())
         try:
             keys = create_keys(svc.env, ["ann", "ben", "cat"])
             report["cold_start_s"] = round(svc.last_start_s, 1)
@@ -311,21 +262,19 @@ def run(letters: list[str], jobs: int, model: str, timeout: float, root: Path) -
         finally:
             svc.stop()
     if "d" in letters:
-        db = f"aisubs_failover_{uuid.uuid4().hex[:10]}"
-        _pg_admin(f'CREATE DATABASE "{db}"')
-        env = dict(failover_env())
-        env["AISUBS_STORE__BACKEND"] = "postgres"
-        env["AISUBS_STORE__POSTGRES_DSN"] = f"postgresql://postgres@127.0.0.1:5432/{db}"
-        pg_svc: ServiceProcess | None = None
-        try:
-            pg_svc = start_service(root / "postgres", model, env)
-            keys = create_keys(pg_svc.env, ["ann", "ben", "cat"])
-            result = asyncio.run(scenario_d(pg_svc, keys, jobs, timeout))
-            report[NAMES["d"]] = {"scenario": "d", "database": db, **result}
-        finally:
-            if pg_svc is not None:
-                pg_svc.stop()
-            _pg_admin(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        with fresh_pg_database("aisubs_failover") as dsn:
+            env = dict(fast_recovery_env())
+            env["AISUBS_STORE__BACKEND"] = "postgres"
+            env["AISUBS_STORE__POSTGRES_DSN"] = dsn
+            pg_svc: ServiceProcess | None = None
+            try:
+                pg_svc = start_service(root / "postgres", model, env)
+                keys = create_keys(pg_svc.env, ["ann", "ben", "cat"])
+                result = asyncio.run(scenario_d(pg_svc, keys, jobs, timeout))
+                report[NAMES["d"]] = {"scenario": "d", "database": dsn.rsplit("/", 1)[1], **result}
+            finally:
+                if pg_svc is not None:
+                    pg_svc.stop()
     return report
 
 

@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import sys
 import tempfile
 import time
 from datetime import datetime
@@ -30,9 +29,7 @@ from typing import Any
 
 import typer
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-
-from _service import CLIPS, Client, create_keys, pct, start_service, summary
+from scripts.harness import CLIPS, Client, create_keys, pct, start_service, summary
 
 
 def _ts(value: str | None) -> datetime | None:

@@ -23,7 +23,6 @@ import typer
 
 ROOT = Path(__file__).resolve().parents[1]
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
-sys.path.insert(0, str(ROOT))
 
 
 def build_long_wav(data: Path, minutes: float, dest: Path) -> float:

@@ -12,6 +12,7 @@ import socket
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -61,3 +62,26 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRay]:
     yield LocalRay(tmp, port)
     serve.shutdown()
     ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def pg_dsn() -> str:
+    """The test PostgreSQL (127.0.0.1:5432); skipped without it, failing in CI."""
+    from tests.queue.queue_pg import find_dsn
+
+    dsn, why = find_dsn()
+    if dsn is None:
+        if os.environ.get("CI"):
+            pytest.fail(f"PostgreSQL is required in CI but unreachable: {why}")
+        pytest.skip(f"no PostgreSQL at 127.0.0.1:5432 ({why})")
+    return dsn
+
+
+@pytest.fixture(scope="session")
+def pgbouncer(pg_dsn: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Any]:
+    """A PgBouncer in transaction mode in front of the test database, for the session."""
+    from tests.support.pgbouncer import pgbouncer_or_skip
+
+    bouncer = pgbouncer_or_skip(tmp_path_factory.mktemp("pgbouncer"))
+    yield bouncer
+    bouncer.stop()

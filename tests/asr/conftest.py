@@ -13,8 +13,7 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 from aisubs.asr.base import ASREngine, ASROptions
 from aisubs.media import decode_audio
 from aisubs.settings import ASRSettings, MediaSettings
-
-DATA = Path("/work/shared/data")
+from tests.support.paths import JFK
 
 
 @pytest.fixture(scope="session")
@@ -59,7 +58,7 @@ def ow_base(model_cache: Path) -> ASREngine:
 
 @pytest.fixture(scope="session")
 def jfk_audio() -> np.ndarray:
-    return decode_audio(DATA / "asr" / "jfk.flac", MediaSettings())
+    return decode_audio(JFK, MediaSettings())
 
 
 @pytest.fixture

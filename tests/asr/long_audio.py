@@ -8,8 +8,7 @@ import numpy as np
 
 from aisubs.media import SAMPLE_RATE, decode_audio
 from aisubs.settings import MediaSettings
-
-DATA = Path("/work/shared/data")
+from tests.support.paths import ASR, SAMPLE_STM, SAMPLE_WAV
 
 
 def _stm_text(path: Path) -> str:
@@ -18,15 +17,14 @@ def _stm_text(path: Path) -> str:
 
 def english_clips() -> list[tuple[Path, str]]:
     """(audio, reference) pairs of every English recording with a full transcript."""
-    asr = DATA / "asr"
     return [
-        (asr / "jfk.flac", (asr / "jfk.txt").read_text()),
-        (asr / "picovoice.wav", (asr / "picovoice.txt").read_text()),
+        (ASR / "jfk.flac", (ASR / "jfk.txt").read_text()),
+        (ASR / "picovoice.wav", (ASR / "picovoice.txt").read_text()),
         (
-            asr / "librispeech-61-70968-0000.flac",
-            (asr / "librispeech-61-70968-0000.txt").read_text(),
+            ASR / "librispeech-61-70968-0000.flac",
+            (ASR / "librispeech-61-70968-0000.txt").read_text(),
         ),
-        (DATA / "diarization" / "sample.wav", _stm_text(DATA / "diarization" / "sample.stm")),
+        (SAMPLE_WAV, _stm_text(SAMPLE_STM)),
     ]
 
 

@@ -6,7 +6,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from long_audio import build_long_audio
 
 from aisubs.asr import ASREngine, ASROptions, load_asr_engine
 from aisubs.asr.faster_whisper_engine import FasterWhisperEngine
@@ -16,8 +15,9 @@ from aisubs.errors import Cancelled, InvalidRequest, ModelNotFound
 from aisubs.media import SAMPLE_RATE, decode_audio
 from aisubs.settings import ASRSettings, MediaSettings
 from aisubs.transcript import Transcript
+from tests.asr.long_audio import build_long_audio
+from tests.support.paths import DATA
 
-DATA = Path("/work/shared/data")
 JFK_REF = (DATA / "asr" / "jfk.txt").read_text()
 ENGLISH_CLIPS = ["jfk.flac", "librispeech-61-70968-0000.flac", "picovoice.wav"]
 

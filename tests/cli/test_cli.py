@@ -9,16 +9,14 @@ import pytest
 from typer.testing import CliRunner
 
 from aisubs.cli import app
-
-REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data"
+from tests.support.paths import JFK, MODELS
 
 
 @pytest.fixture
 def env(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("AISUBS_STORE__SQLITE_PATH", str(tmp_path / "q.sqlite3"))
-    monkeypatch.setenv("AISUBS_ASR__CACHE_DIR", str(REPO / "var" / "models"))
+    monkeypatch.setenv("AISUBS_ASR__CACHE_DIR", str(MODELS))
     return tmp_path
 
 
@@ -29,7 +27,7 @@ def test_transcribe_writes_the_json_contract(env: Path) -> None:
         app,
         [
             "transcribe",
-            str(DATA / "asr" / "jfk.flac"),
+            str(JFK),
             "-o",
             str(out),
             "--format",
@@ -60,16 +58,14 @@ def test_bad_media_is_a_readable_error(env: Path) -> None:
 def test_missing_model_names_the_setting(env: Path) -> None:
     result = CliRunner().invoke(
         app,
-        ["transcribe", str(DATA / "asr" / "jfk.flac"), "--model", "small", "--no-diarize"],
+        ["transcribe", str(JFK), "--model", "small", "--no-diarize"],
     )
     assert result.exit_code == 2
     assert "AISUBS_ASR__MODEL" in result.output
 
 
 def test_unknown_format_is_refused(env: Path) -> None:
-    result = CliRunner().invoke(
-        app, ["transcribe", str(DATA / "asr" / "jfk.flac"), "--format", "docx"]
-    )
+    result = CliRunner().invoke(app, ["transcribe", str(JFK), "--format", "docx"])
     assert result.exit_code != 0
     assert "docx" in result.output
 

@@ -20,12 +20,12 @@ import yaml
 from pydantic import BaseModel
 
 from aisubs.settings import Settings
+from tests.support.paths import REPO
 
-ROOT = Path(__file__).resolve().parents[2]
-CLUSTER_YAML = ROOT / "cluster.yaml"
-LOCAL_YAML = ROOT / "cluster" / "autoscaler-local.yaml"
-SERVE_YAML = ROOT / "cluster" / "serve_config.yaml"
-DOCKERFILE = ROOT / "cluster" / "Dockerfile.gpu"
+CLUSTER_YAML = REPO / "cluster.yaml"
+LOCAL_YAML = REPO / "cluster" / "autoscaler-local.yaml"
+SERVE_YAML = REPO / "cluster" / "serve_config.yaml"
+DOCKERFILE = REPO / "cluster" / "Dockerfile.gpu"
 
 autoscaler_util = pytest.importorskip("ray.autoscaler._private.util")
 
@@ -177,7 +177,7 @@ def test_dockerfile_pins_match_the_project() -> None:
     import ray
 
     text = DOCKERFILE.read_text()
-    makefile = (ROOT / "Makefile").read_text()
+    makefile = (REPO / "Makefile").read_text()
     torch_pin = re.search(r"torch==([\d.]+)", makefile)
     assert torch_pin is not None
     assert f"ARG TORCH_VERSION={torch_pin.group(1)}" in text

@@ -14,21 +14,12 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 from aisubs.diarization.scoring import load_uem, references_for
 from aisubs.settings import DiarizationSettings
-
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import DATA, SAMPLE_WAV
 
 
 def _data_dir() -> Path | None:
-    candidates = [
-        os.environ.get("AISUBS_TEST_DATA"),
-        REPO.parent / "shared" / "data",
-        REPO / "shared" / "data",
-        Path("/work/shared/data"),
-    ]
-    for candidate in candidates:
-        if candidate and (Path(candidate) / "diarization" / "sample.wav").is_file():
-            return Path(candidate)
-    return None
+    """The shared data folder (tests.support.paths), if it has the diarization recordings."""
+    return DATA if SAMPLE_WAV.is_file() else None
 
 
 @dataclass
@@ -84,6 +75,6 @@ def embedded_diarizer():  # type: ignore[no-untyped-def]
 
 @pytest.fixture(scope="session")
 def random_pyannote_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    from random_pyannote_pipeline import build_random_pipeline
+    from tests.diarization.random_pyannote_pipeline import build_random_pipeline
 
     return build_random_pipeline(tmp_path_factory.mktemp("pyannote-random"))

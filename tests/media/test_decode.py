@@ -9,7 +9,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from media_factory import CONTAINERS, tone, write_audio, write_video_only
 
 from aisubs.errors import (
     EmptyMedia,
@@ -21,6 +20,8 @@ from aisubs.errors import (
 )
 from aisubs.media import SAMPLE_RATE, decode_audio, iter_audio_chunks, probe_media
 from aisubs.settings import MediaSettings
+from tests.media.media_factory import CONTAINERS, tone, write_audio, write_video_only
+from tests.support.paths import JFK
 
 LIMITS = MediaSettings()
 FREQ = 440.0
@@ -51,7 +52,7 @@ def test_every_container_decodes_to_16k_mono_float32(tmp_path: Path, ext: str) -
 
 def test_resamples_and_downmixes_real_recording() -> None:
     # jfk.flac is 44.1 kHz stereo: 11 s.
-    audio = decode_audio(Path("/work/shared/data/asr/jfk.flac"), LIMITS)
+    audio = decode_audio(JFK, LIMITS)
     assert audio.dtype == np.float32 and audio.ndim == 1
     assert audio.size == 11 * SAMPLE_RATE
 

@@ -16,8 +16,9 @@ from typing import Any
 
 import pytest
 
+from tests.support.paths import REPO
+
 HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
 
 
 @pytest.fixture(scope="session")

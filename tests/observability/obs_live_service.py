@@ -26,9 +26,10 @@ from typing import Any
 
 import httpx
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data"
-JFK = DATA / "asr" / "jfk.flac"
+from tests.support.client import TERMINAL
+from tests.support.paths import JFK, REPO
+from tests.support.settings import TINY_ASR
+
 # Recorded by the replicas during the two jobs; the scrape waits until all are there.
 EXPECTED_RAY = (
     "ray_aisubs_jobs_claimed_total",
@@ -71,7 +72,7 @@ def settings_for(tmp: Path, port: int) -> dict[str, Any]:
             "allow_networks": ["127.0.0.1/32"],
             "fetch_timeout_s": 60,
         },
-        "asr": {"model": "tiny.en", "cache_dir": str(REPO / "var" / "models"), "beam_size": 1},
+        "asr": dict(TINY_ASR),
         "queue": {
             "lease_seconds": 30,
             "heartbeat_seconds": 2,
@@ -123,7 +124,7 @@ def wait_final(client: httpx.Client, job_id: str, timeout: float = 240) -> dict[
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         job = client.get(f"/v1/jobs/{job_id}").json()
-        if job["state"] in ("succeeded", "failed", "cancelled"):
+        if job["state"] in TERMINAL:
             return dict(job)
         time.sleep(0.3)
     raise TimeoutError(f"job {job_id} did not finish in {timeout} s")

@@ -1,6 +1,6 @@
-"""Helpers of the observability tests (a uniquely named module: other test folders have
-their own ``conftest``). The stage backend here is a fake so the executor tests need no
-model: they exercise fetch, decode, subtitles and the store for real.
+"""Helpers of the observability tests: their settings, and a stage backend that is a fake
+so the executor tests need no model: they exercise fetch, decode, subtitles and the store
+for real.
 """
 
 from __future__ import annotations
@@ -17,23 +17,15 @@ from aisubs.asr.base import ASROptions
 from aisubs.jobwatch import Lease
 from aisubs.settings import Settings
 from aisubs.transcript import Segment, SpeakerTurn, Transcript, Word
+from tests.support.settings import QUICK_QUEUE, make_settings
 
-HERE = Path(__file__).resolve().parent
-REPO = HERE.parents[1]
-DATA = REPO.parent / "shared" / "data"
-JFK = DATA / "asr" / "jfk.flac"
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
-def make_settings(tmp: Path, **sections: Any) -> Settings:
-    base: dict[str, Any] = {
-        "store": {"backend": "sqlite", "sqlite_path": str(tmp / "q.sqlite3")},
-        "media": {"storage_url": str(tmp / "media"), "results_url": str(tmp / "results")},
-        "queue": {"heartbeat_seconds": 0.2, "retry_min_seconds": 0, "retry_max_seconds": 0},
-    }
-    for name, values in sections.items():
-        base.setdefault(name, {}).update(values)
-    return Settings(**base)
+def obs_settings(tmp: Path, **sections: dict[str, Any]) -> Settings:
+    """tests.support.settings.make_settings with a quick queue (heartbeats every 0.2 s,
+    retries at once) under the given ``queue`` fields."""
+    return make_settings(tmp, **{**sections, "queue": QUICK_QUEUE | sections.get("queue", {})})
 
 
 class FakeStages:

@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from obs_support import JFK, FakeStages, make_settings
 
 from aisubs.errors import PipelineError
 from aisubs.media.storage import Storage, media_key
@@ -18,10 +17,12 @@ from aisubs.observability import JobMetrics, MemoryRecorder, configure_logging
 from aisubs.observability import metrics as m
 from aisubs.queue import JobState, open_store
 from aisubs.runner import UPLOAD_SCHEME, JobExecutor
+from tests.observability.obs_support import FakeStages, obs_settings
+from tests.support.paths import JFK
 
 
 def _executor(tmp: Path, stages: Any, **sections: Any) -> tuple[Any, Any, JobExecutor, Any]:
-    settings = make_settings(tmp, **sections)
+    settings = obs_settings(tmp, **sections)
     store = open_store(settings)
     storage = Storage.from_settings(settings.media)
     recorder = MemoryRecorder()

@@ -8,10 +8,10 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-from test_obs_rules import alert_exprs, dashboard_exprs, metric_names
 
 from aisubs.observability.metrics import GPU_ONLY, METRICS
 from aisubs.observability.queue_exporter import QUEUE_GAUGES
+from tests.observability.test_obs_rules import alert_exprs, dashboard_exprs, metric_names
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 

@@ -9,7 +9,6 @@ from typing import Any
 
 import pytest
 from fastapi.testclient import TestClient
-from obs_support import make_settings
 from prometheus_client.parser import text_string_to_metric_families
 
 from aisubs.dispatch import Dispatcher
@@ -22,6 +21,7 @@ from aisubs.queue import open_store
 from aisubs.queue.clock import ManualClock
 from aisubs.queue.models import JobError
 from aisubs.queue.sqlite_store import SqliteJobStore
+from tests.observability.obs_support import obs_settings
 
 
 class Ticker:
@@ -35,7 +35,7 @@ class Ticker:
 
 
 def _store(tmp: Path, clock: ManualClock, **sections: Any) -> tuple[Any, SqliteJobStore]:
-    settings = make_settings(tmp, **sections)
+    settings = obs_settings(tmp, **sections)
     return settings, SqliteJobStore(settings.store.sqlite_path, settings.queue, clock=clock)
 
 
@@ -164,7 +164,7 @@ def test_store_down_still_answers_with_store_up_zero() -> None:
 def test_metrics_route_on_the_api(tmp_path: Path, enabled: bool) -> None:
     from serve_app.api import ApiState, create_api
 
-    settings = make_settings(tmp_path, observability={"metrics_route": enabled})
+    settings = obs_settings(tmp_path, observability={"metrics_route": enabled})
     store = open_store(settings)
     store.submit("alice", "https://example.com/x.wav", priority=4)
     state = ApiState.create(

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.support.paths import REPO
+
 PROMETHEUS = REPO / "cluster" / "prometheus"
 DASHBOARD = REPO / "cluster" / "grafana" / "ai-subs.json"
 SEED_PANELS = (

@@ -17,8 +17,8 @@ from aisubs.queue.postgres_store import PostgresJobStore
 from aisubs.queue.sql import migrations
 from aisubs.queue.sqlite_store import SqliteJobStore
 from aisubs.settings import QueueSettings
+from tests.support.paths import REPO
 
-REPO = Path(__file__).resolve().parents[2]
 TABLES = {"jobs", "job_events", "owner_load", "queue_metrics", "api_keys"}
 
 

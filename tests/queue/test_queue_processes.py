@@ -10,12 +10,12 @@ from typing import Any
 from uuid import UUID
 
 import pytest
-from queue_pg import truncate
-from queue_procs import claim_and_complete, claim_then_hang, open_spec
 
 from aisubs.errors import LeaseLost
 from aisubs.queue.clock import ManualClock
 from aisubs.queue.models import JobState
+from tests.queue.queue_pg import truncate
+from tests.queue.queue_procs import claim_and_complete, claim_then_hang, open_spec
 
 WORKERS = 8
 JOBS = 400

@@ -14,9 +14,11 @@ from typing import Any
 
 import httpx
 import pytest
-from serve_support import DATA, Service
 
-REPO = Path(__file__).resolve().parents[2]
+from tests.serve.serve_support import Service
+from tests.support.paths import AMI, JFK, SAMPLE_WAV
+from tests.support.settings import TINY_ASR
+
 APP = "aisubs"
 
 
@@ -24,7 +26,7 @@ def app_settings(tmp: Path, port: int) -> dict[str, Any]:
     return {
         "store": {"backend": "sqlite", "sqlite_path": str(tmp / "queue.sqlite3")},
         "media": {"storage_url": str(tmp / "media"), "results_url": str(tmp / "results")},
-        "asr": {"model": "tiny.en", "cache_dir": str(REPO / "var" / "models"), "beam_size": 1},
+        "asr": dict(TINY_ASR),
         "queue": {
             "lease_seconds": 8,
             "heartbeat_seconds": 1,
@@ -107,10 +109,10 @@ def long_clip(tmp_path_factory: pytest.TempPathFactory) -> Path:
     from aisubs.settings import MediaSettings
 
     clips = [
-        DATA / "asr" / "jfk.flac",
-        DATA / "diarization" / "sample.wav",
-        DATA / "diarization" / "ami" / "dev00.wav",
-        DATA / "diarization" / "ami" / "dev01.wav",
+        JFK,
+        SAMPLE_WAV,
+        AMI / "dev00.wav",
+        AMI / "dev01.wav",
     ]
     path = tmp_path_factory.mktemp("clips") / "long.wav"
     write_wav(path, (decode_audio(c, MediaSettings()) for c in clips))

@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from tests.support.paths import MODELS
+
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 
 
@@ -40,7 +42,7 @@ def test_backlog_scales_up_and_idle_scales_to_minimum(ray_cluster: Path) -> None
     tmp.mkdir()
     settings = Settings(
         store={"backend": "sqlite", "sqlite_path": str(tmp / "q.sqlite3")},  # type: ignore[arg-type]
-        asr={"model": "tiny.en", "cache_dir": str(Path.cwd() / "var" / "models")},  # type: ignore[arg-type]
+        asr={"model": "tiny.en", "cache_dir": str(MODELS)},  # type: ignore[arg-type]
         serve={  # type: ignore[arg-type]
             "min_replicas": 0,
             "max_replicas": 2,

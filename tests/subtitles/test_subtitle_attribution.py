@@ -2,10 +2,10 @@ from __future__ import annotations
 
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from subtitle_factory import spoken, transcript
 
 from aisubs.subtitles import assign_speakers
 from aisubs.transcript import Segment, SpeakerTurn, Transcript, Word
+from tests.subtitles.subtitle_factory import spoken, transcript
 
 
 def _one(words: list[Word]) -> Transcript:

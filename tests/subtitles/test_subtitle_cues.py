@@ -3,11 +3,11 @@ from __future__ import annotations
 import math
 
 import pytest
-from subtitle_factory import cue_words, spoken, transcript
 
 from aisubs.settings import SubtitleSettings
 from aisubs.subtitles import RULES, Cue, build_cues, check_cues
 from aisubs.transcript import Segment, Transcript, Word
+from tests.subtitles.subtitle_factory import cue_words, spoken, transcript
 
 GAP = 2 / 24
 

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import io
 from collections import Counter
-from pathlib import Path
 
 import pytest
 import srt
@@ -12,14 +11,14 @@ import webvtt
 
 from aisubs.subtitles import assign_speakers, build_cues, check_cues, render
 from aisubs.transcript import Segment, SpeakerTurn, Transcript
+from tests.support.paths import SAMPLE_RTTM, SAMPLE_STM
 
-DATA = Path(__file__).resolve().parents[3] / "shared" / "data" / "diarization"
-pytestmark = pytest.mark.skipif(not (DATA / "sample.stm").exists(), reason="no shared data")
+pytestmark = pytest.mark.skipif(not SAMPLE_STM.exists(), reason="no shared data")
 
 
 def _stm() -> list[tuple[str, Segment]]:
     rows = []
-    for line in (DATA / "sample.stm").read_text().splitlines():
+    for line in SAMPLE_STM.read_text().splitlines():
         _, _, name, start, end, text = line.split(maxsplit=5)
         rows.append((name, Segment(float(start), float(end), text.strip())))
     return rows
@@ -27,7 +26,7 @@ def _stm() -> list[tuple[str, Segment]]:
 
 def _rttm() -> list[SpeakerTurn]:
     turns = []
-    for line in (DATA / "sample.rttm").read_text().splitlines():
+    for line in SAMPLE_RTTM.read_text().splitlines():
         f = line.split()
         turns.append(SpeakerTurn(float(f[3]), float(f[3]) + float(f[4]), f[7]))
     return turns

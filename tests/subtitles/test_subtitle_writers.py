@@ -12,11 +12,11 @@ import srt
 import webvtt
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from subtitle_factory import spoken, transcript
 
 from aisubs.errors import InvalidRequest
 from aisubs.subtitles import Cue, build_cues, render, to_json, to_srt, to_txt, to_vtt
 from aisubs.transcript import Segment, Transcript
+from tests.subtitles.subtitle_factory import spoken, transcript
 
 
 @pytest.fixture

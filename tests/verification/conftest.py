@@ -20,7 +20,9 @@ from typing import Any
 
 import httpx
 import pytest
-from verify_support import MAX_UPLOAD, REPO, MediaServer, Service, broken_corpus
+
+from tests.support.settings import TINY_ASR
+from tests.verification.verify_support import MAX_UPLOAD, MediaServer, Service, broken_corpus
 
 
 def app_settings(folder: Path, port: int, **serve: Any) -> dict[str, Any]:
@@ -33,7 +35,7 @@ def app_settings(folder: Path, port: int, **serve: Any) -> dict[str, Any]:
             "max_duration_s": 600,
             "fetch_timeout_s": 10,
         },
-        "asr": {"model": "tiny.en", "cache_dir": str(REPO / "var" / "models"), "beam_size": 1},
+        "asr": dict(TINY_ASR),
         "queue": {
             "lease_seconds": 8,
             "heartbeat_seconds": 1,

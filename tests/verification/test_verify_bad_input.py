@@ -18,8 +18,9 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
-from verify_support import (
-    JFK,
+
+from tests.support.paths import JFK
+from tests.verification.verify_support import (
     MAX_UPLOAD,
     MediaServer,
     Service,

@@ -10,7 +10,8 @@ import subprocess
 import sys
 
 import pytest
-from verify_support import REPO
+
+from tests.support.paths import REPO
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 

@@ -7,7 +7,9 @@ import subprocess
 import sys
 
 import pytest
-from verify_support import REPO, Service
+
+from tests.support.paths import REPO
+from tests.verification.verify_support import Service
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 

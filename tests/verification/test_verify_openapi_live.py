@@ -25,7 +25,9 @@ from schemathesis.checks import (
 )
 from schemathesis.core.result import Ok
 from schemathesis.generation import GenerationMode
-from verify_support import JFK, Service
+
+from tests.support.paths import JFK
+from tests.verification.verify_support import Service
 
 pytestmark = [pytest.mark.slow, pytest.mark.ray]
 

@@ -1,10 +1,10 @@
-"""Helpers for the verification tests: a client, a broken-media corpus, a local media
-server that can redirect, and replica process lookup by process title."""
+"""Helpers for the verification tests: the client of a deployed copy of the app, a
+broken-media corpus, a local media server that can redirect, and replica process lookup by
+process title."""
 
 from __future__ import annotations
 
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -12,58 +12,25 @@ from typing import Any
 from urllib.parse import parse_qs, urlparse
 
 import av
-import httpx
 import numpy as np
 import psutil
 
-REPO = Path(__file__).resolve().parents[2]
-DATA = REPO.parent / "shared" / "data"
-JFK = DATA / "asr" / "jfk.flac"
-TERMINAL = ("succeeded", "failed", "cancelled")
+from tests.support.client import ApiClient
+
 # Upload limit of the verification service (the oversize test sends three times this).
 MAX_UPLOAD = 100 * 1024 * 1024
 
 
-class Service:
-    """A deployed copy of the app: base URL, settings and two owners' keys."""
+class Service(ApiClient):
+    """A deployed copy of the app: its name, settings and owners' keys (``key`` is alice's,
+    ``other_key`` bob's, then ten more); requests time out after 60 s, jobs after 240 s."""
 
     def __init__(self, name: str, base_url: str, settings: dict[str, Any], keys: list[str]):
+        super().__init__(base_url, keys[0], timeout=60, wait_timeout=240)
         self.name = name
-        self.base_url = base_url
         self.settings = settings
-        self.key, self.other_key = keys[0], keys[1]
+        self.other_key = keys[1]
         self.keys = keys
-        self.client = httpx.Client(
-            base_url=base_url, headers={"Authorization": f"Bearer {self.key}"}, timeout=60
-        )
-
-    def headers(self, key: str | None = None) -> dict[str, str]:
-        return {"Authorization": f"Bearer {key or self.key}"}
-
-    def upload(self, name: str, content: bytes, key: str | None = None, **fields: Any) -> Any:
-        return self.client.post(
-            "/v1/jobs",
-            files={"file": (name, content)},
-            data={k: str(v) for k, v in fields.items()},
-            headers=self.headers(key),
-        )
-
-    def submit_url(self, url: str, **options: Any) -> httpx.Response:
-        return self.client.post("/v1/jobs", json={"url": url, "options": options})
-
-    def job(self, job_id: str, key: str | None = None) -> dict[str, Any]:
-        r = self.client.get(f"/v1/jobs/{job_id}", headers=self.headers(key))
-        assert r.status_code == 200, r.text
-        return dict(r.json())
-
-    def wait(self, job_id: str, timeout: float = 240) -> dict[str, Any]:
-        deadline = time.monotonic() + timeout
-        while True:
-            job = self.job(job_id)
-            if job["state"] in TERMINAL:
-                return job
-            assert time.monotonic() < deadline, f"job {job_id} still {job['state']}: {job}"
-            time.sleep(0.3)
 
 
 def replica_pid(app: str, deployment: str) -> int:

@@ -22,7 +22,8 @@ import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Mapping
+import uuid
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -213,7 +214,6 @@ def start_service(
 
 def create_keys(env: Mapping[str, str], owners: list[str], max_priority: int = 9) -> list[str]:
     """API keys written straight into the service's store (what ``aisubs apikey`` does)."""
-    sys.path.insert(0, str(ROOT))
     from aisubs.queue import open_store
     from aisubs.settings import Settings
 
@@ -294,3 +294,70 @@ def result_files(results_dir: Path, job_id: str) -> list[str]:
     """Artifact names stored for a job (``<results>/results/<id>/...``)."""
     folder = results_dir / "results" / job_id
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
+
+
+def result_sets(results_dir: Path, job_id: str) -> int:
+    """How many attempts left artifacts for a job (each writes ``attempt-<n>/...``; the one
+    that completed removes the others'): more than one after the job ended is a job that
+    ran to the end twice."""
+    return len({name.split("/", 1)[0] for name in result_files(results_dir, job_id)})
+
+
+# Short leases, quick retries and one replica per model deployment, so a killed worker is
+# noticed within seconds and "the" replica to kill is well defined (failover, chaos).
+FAST_RECOVERY_ENV = {
+    "AISUBS_QUEUE__LEASE_SECONDS": "10",
+    "AISUBS_QUEUE__HEARTBEAT_SECONDS": "2",
+    "AISUBS_QUEUE__RETRY_MIN_SECONDS": "1",
+    "AISUBS_QUEUE__RETRY_MAX_SECONDS": "3",
+    "AISUBS_QUEUE__MAX_RUNNING_PER_OWNER": "2",
+    "AISUBS_ASR__BEAM_SIZE": "1",
+    "AISUBS_SERVE__MIN_REPLICAS": "1",
+    "AISUBS_SERVE__MAX_REPLICAS": "1",
+    "AISUBS_SERVE__JOBS_PER_REPLICA": "2",
+    "AISUBS_SERVE__TRANSCRIBER_CPUS": "0.5",
+    "AISUBS_SERVE__DIARIZER_CPUS": "0.5",
+    "AISUBS_SERVE__STAGE_TIMEOUT_BASE_S": "30",
+    "AISUBS_SERVE__STAGE_TIMEOUT_PER_AUDIO_S": "1",
+    "AISUBS_SERVE__DISPATCH_INTERVAL_S": "0.5",
+    "AISUBS_SERVE__BACKLOG_POLL_S": "0.5",
+    "AISUBS_SERVE__CANCEL_CHECK_S": "0.5",
+}
+
+
+def fast_recovery_env() -> dict[str, str]:
+    """FAST_RECOVERY_ENV, where this process's own environment does not set the same names."""
+    return {k: os.environ.get(k, v) for k, v in FAST_RECOVERY_ENV.items()}
+
+
+PG_ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+
+
+def _pg_admin(statement: str) -> None:
+    import psycopg
+
+    with psycopg.connect(PG_ADMIN_DSN, autocommit=True) as conn:
+        conn.execute(statement)
+
+
+@contextlib.contextmanager
+def fresh_pg_database(prefix: str) -> Iterator[str]:
+    """A new database on the local PostgreSQL (dropped at the end); yields its DSN."""
+    name = f"{prefix}_{uuid.uuid4().hex[:10]}"
+    _pg_admin(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        _pg_admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def restart_postgres() -> dict[str, Any]:
+    """Restart the machine's PostgreSQL cluster (``pg_ctlcluster``); what and how long."""
+    version = sorted(os.listdir("/etc/postgresql"))[-1]
+    t = time.perf_counter()
+    cmd = ["pg_ctlcluster", "--skip-systemctl-redirect", version, "main", "restart"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return {
+        "restarted": f"postgresql {version}/main",
+        "restart_s": round(time.perf_counter() - t, 1),
+    }
