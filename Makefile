@@ -49,34 +49,30 @@ pg:
 	  pg_ctlcluster --skip-systemctl-redirect $$(ls /etc/postgresql | head -n1) main start; \
 	  for i in $$(seq 30); do pg_isready -q -h 127.0.0.1 -p 5432 && break; sleep 1; done; }
 
-# promtool (Debian package `prometheus`) checks and unit-tests cluster/prometheus/alerts.yml.
-# Skipped when already installed; the service the package ships is never started (the
-# policy-rc.d guard refuses it, and it is stopped if it came up anyway).
-promtool:
-	@command -v promtool >/dev/null || { \
-	  echo "installing promtool (Debian package prometheus)"; \
+# Debian packages the tests use, installed when their command is missing (looked for on
+# PATH and in /usr/sbin, which a user's PATH may lack): $(1) command, $(2) package. The
+# service a package ships is never started (the policy-rc.d guard refuses it, and it is
+# stopped if it came up anyway).
+define debian_tool
+	@command -v $(1) >/dev/null || [ -x /usr/sbin/$(1) ] || { \
+	  echo "installing $(1) (Debian package $(2))"; \
 	  export DEBIAN_FRONTEND=noninteractive; \
 	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
 	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1; fi; \
-	  apt-get update -q && apt-get install -y -q --no-install-recommends prometheus; rc=$$?; \
+	  apt-get update -q && apt-get install -y -q --no-install-recommends $(2); rc=$$?; \
 	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
-	  (service prometheus stop || systemctl stop prometheus) >/dev/null 2>&1 || true; \
+	  (service $(2) stop || systemctl stop $(2)) >/dev/null 2>&1 || true; \
 	  exit $$rc; }
+endef
 
-# pgbouncer (Debian package `pgbouncer`): the queue tests run through a private one in
-# pool_mode = transaction, like Supabase's pooler (tests/support/pgbouncer.py starts it).
-# Skipped when already installed (it lands in /usr/sbin, which a user's PATH may lack);
-# the packaged service is never started, as for promtool.
+# promtool checks and unit-tests cluster/prometheus/alerts.yml.
+promtool:
+	$(call debian_tool,promtool,prometheus)
+
+# The queue tests also run through a private PgBouncer in pool_mode = transaction, like
+# Supabase's pooler (tests/support/pgbouncer.py starts it).
 pgbouncer:
-	@command -v pgbouncer >/dev/null || [ -x /usr/sbin/pgbouncer ] || { \
-	  echo "installing pgbouncer (Debian package pgbouncer)"; \
-	  export DEBIAN_FRONTEND=noninteractive; \
-	  guard=; if [ ! -e /usr/sbin/policy-rc.d ]; then \
-	    printf '#!/bin/sh\nexit 101\n' > /usr/sbin/policy-rc.d; chmod +x /usr/sbin/policy-rc.d; guard=1; fi; \
-	  apt-get update -q && apt-get install -y -q --no-install-recommends pgbouncer; rc=$$?; \
-	  if [ -n "$$guard" ]; then rm -f /usr/sbin/policy-rc.d; fi; \
-	  (service pgbouncer stop || systemctl stop pgbouncer) >/dev/null 2>&1 || true; \
-	  exit $$rc; }
+	$(call debian_tool,pgbouncer,pgbouncer)
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .

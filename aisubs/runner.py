@@ -42,6 +42,7 @@ from aisubs.media.fetch import fetch_url
 from aisubs.media.storage import RESULTS_PREFIX, Storage, result_key
 from aisubs.observability.logs import job_context
 from aisubs.observability.metrics import JobMetrics
+from aisubs.observability.stage_clock import StageClock
 from aisubs.pipeline import (
     PipelineResult,
     asr_options,
@@ -68,33 +69,6 @@ FETCH_GRACE_S = 5.0
 
 class _Stopped(Exception):
     """The job stopped being ours (cancelled, deleted, lease lost) while we worked."""
-
-
-class _StageClock:
-    """Stage timings of one attempt; real-time factors once the audio length is known."""
-
-    def __init__(self, metrics: JobMetrics):
-        self.metrics = metrics
-        self.audio_s: float | None = None
-        self._early: list[tuple[str, float]] = []
-
-    def done(self, stage: str, seconds: float) -> None:
-        if self.audio_s is None:
-            self._early.append((stage, seconds))  # fetch/decode: length known right after
-        else:
-            self.metrics.stage_finished(stage, seconds, self.audio_s)
-
-    def audio(self, seconds: float) -> None:
-        self.audio_s = seconds
-        for stage, took in self._early:
-            self.metrics.stage_finished(stage, took, seconds)
-        self._early.clear()
-
-    def flush(self) -> None:
-        """Record stages that finished before a failure left the length unknown."""
-        for stage, took in self._early:
-            self.metrics.stage_finished(stage, took, None)
-        self._early.clear()
 
 
 async def _stop(task: asyncio.Task[Any]) -> None:
@@ -146,7 +120,7 @@ class JobExecutor:
         stage = "fetch"
         work = asyncio.current_task()
         stop_reason: list[str] = []
-        clock = _StageClock(self.metrics)
+        clock = StageClock(self.metrics)
         heartbeat = asyncio.create_task(self._heartbeat(keeper, work, stop_reason))
         log.info("job started", extra=self._log_extra(job))
         try:
@@ -209,7 +183,7 @@ class JobExecutor:
 
     # ------------------------------------------------------------------ stages
     async def _execute(
-        self, job: Job, keeper: LeaseKeeper, enter: Callable[[str], None], clock: _StageClock
+        self, job: Job, keeper: LeaseKeeper, enter: Callable[[str], None], clock: StageClock
     ) -> PipelineResult:
         options = job.options
         validate_options(options)
@@ -298,7 +272,7 @@ class JobExecutor:
 
     @asynccontextmanager
     async def _local_media(
-        self, job: Job, keeper: LeaseKeeper, clock: _StageClock
+        self, job: Job, keeper: LeaseKeeper, clock: StageClock
     ) -> AsyncIterator[Path]:
         """The job's media as a local file: a stored upload or a freshly fetched URL.
 
@@ -366,7 +340,7 @@ class JobExecutor:
 
     @asynccontextmanager
     async def _event_stage(
-        self, keeper: LeaseKeeper, stage: str, clock: _StageClock | None
+        self, keeper: LeaseKeeper, stage: str, clock: StageClock | None
     ) -> AsyncIterator[None]:
         """Record the stage in the job's timeline (and, given ``clock``, in the metrics)."""
         started = time.perf_counter()
@@ -388,7 +362,7 @@ class JobExecutor:
         except (Cancelled, LeaseLost, NotFound) as exc:
             raise _Stopped(exc.code) from exc
 
-    async def _timed(self, call: Awaitable[T], stage: str, clock: _StageClock) -> T:
+    async def _timed(self, call: Awaitable[T], stage: str, clock: StageClock) -> T:
         started = time.perf_counter()
         result = await call
         clock.done(stage, time.perf_counter() - started)

@@ -58,11 +58,21 @@ def lower_priority(niceness: int) -> int:
     scheduler hands the models only the CPU time those latency-bound processes leave, so
     the API stays responsive on a saturated machine (a GPU node loses nothing: inference
     there waits on the GPU, not the CPU). Returns the niceness now in effect.
+
+    On Linux niceness belongs to each thread, so every thread of the process is lowered
+    (threads started later inherit it from the thread that starts them). Ray itself starts
+    worker processes at niceness 15 (its ``worker_niceness``): the service starts its
+    clusters with ``worker_niceness`` 0 (scripts/serve.py, cluster.yaml), so that only the
+    model replicas run below normal priority.
     """
-    current = os.nice(0)
-    if niceness > current:
+    try:
+        tids = [int(t) for t in os.listdir("/proc/self/task")]
+    except OSError:  # not Linux: the process as a whole
+        tids = [0]
+    for tid in tids:
         try:
-            current = os.nice(niceness - current)
-        except OSError as exc:  # not allowed here: keep going at the current priority
-            log.warning("cannot lower the process priority to nice %d: %s", niceness, exc)
-    return current
+            if os.getpriority(os.PRIO_PROCESS, tid) < niceness:
+                os.setpriority(os.PRIO_PROCESS, tid, niceness)
+        except (ProcessLookupError, PermissionError) as exc:  # a thread that just ended
+            log.debug("cannot lower the priority of thread %d: %s", tid, exc)
+    return os.getpriority(os.PRIO_PROCESS, 0)

@@ -83,6 +83,9 @@ def main(
         dashboard_port=dashboard_port,
         _metrics_export_port=metrics_port,
         runtime_env={"env_vars": {"PYTHONPATH": os.environ["PYTHONPATH"]}},
+        # Ray starts workers at niceness 15; ours run at 0 and only the model replicas
+        # lower themselves (AISUBS_SERVE__MODEL_NICENESS), so the API is never behind them.
+        _system_config={"worker_niceness": 0},
     )
     try:
         serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from typing import Any
 
 from ray import serve
@@ -26,6 +27,8 @@ from deployments.metrics import setup_replica
 log = logging.getLogger(__name__)
 
 
+# How often the dispatcher recounts the running Transcriber replicas.
+REPLICA_COUNT_S = 5.0
 PENDING_STATES = (ReplicaState.STARTING, ReplicaState.UPDATING, ReplicaState.RECOVERING)
 
 
@@ -86,11 +89,16 @@ class Dispatcher:
 
     async def _run(self) -> None:
         interval = self.settings.serve.dispatch_interval_s
+        counted_at = -REPLICA_COUNT_S
         while True:
             try:
-                self.workers = await asyncio.to_thread(
-                    count_running_replicas, self.app_name, "Transcriber"
-                )
+                # serve.status() asks the controller: only for the metrics sample, so at
+                # most every few seconds (every step would keep the controller busy).
+                if time.monotonic() - counted_at >= REPLICA_COUNT_S:
+                    self.workers = await asyncio.to_thread(
+                        count_running_replicas, self.app_name, "Transcriber"
+                    )
+                    counted_at = time.monotonic()
                 self.last_report = await asyncio.to_thread(self.core.step)
                 for job in self.last_report.jobs:
                     self._launch(job)

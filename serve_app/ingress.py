@@ -6,8 +6,8 @@ state opened in ``__init__``, so nothing heavy happens at import or in the drive
 
 from __future__ import annotations
 
+import asyncio
 import logging
-import time
 from typing import Any
 
 import ray
@@ -21,6 +21,8 @@ from serve_app.dispatcher import replica_counts
 log = logging.getLogger(__name__)
 
 WORKER_DEPLOYMENTS = ("Transcriber", "Diarizer")
+# How often the ingress recounts the model replicas (ETAs, /readyz, /metrics).
+REPLICA_COUNT_S = 5.0
 
 
 @serve.deployment(name="Ingress", ray_actor_options={"num_cpus": 0.1})
@@ -36,7 +38,7 @@ class Ingress:
         self.dispatcher = dispatcher
         self.app_name = serve.get_replica_context().app_name
         self._replicas: dict[str, dict[str, int]] = {}
-        self._replicas_at = 0.0
+        self._counting = asyncio.get_event_loop().create_task(self._count_replicas())
         self.state = ApiState.create(
             settings,
             active_workers=lambda: self._replica_counts().get("Transcriber", 0),
@@ -51,16 +53,21 @@ class Ingress:
         return create_api(self.state)
 
     def _replica_states(self) -> dict[str, dict[str, int]]:
-        """Running and pending worker replicas, cached for a few seconds (asked on every
-        status call and scrape)."""
-        now = time.monotonic()
-        if now - self._replicas_at > 5.0:
-            try:
-                self._replicas = replica_counts(self.app_name, WORKER_DEPLOYMENTS)
-            except Exception as exc:  # the controller is busy: answer with the last count
-                log.warning("cannot read replica counts: %s", exc)
-            self._replicas_at = now
+        """Running and pending worker replicas as last counted (see _count_replicas)."""
         return self._replicas
+
+    async def _count_replicas(self) -> None:
+        """Recount the worker replicas every few seconds, off the request path: asking the
+        Serve controller can take long when the machine is busy, and a job read must not
+        wait for it."""
+        while True:
+            try:
+                self._replicas = await asyncio.to_thread(
+                    replica_counts, self.app_name, WORKER_DEPLOYMENTS
+                )
+            except Exception as exc:  # the controller is busy: keep the last count
+                log.warning("cannot read replica counts: %s", exc)
+            await asyncio.sleep(REPLICA_COUNT_S)
 
     def _replica_counts(self) -> dict[str, int]:
         """Running worker replicas per deployment."""
@@ -87,6 +94,9 @@ class Ingress:
 
     def __del__(self) -> None:
         # Serve calls this when the replica shuts down: release the store's connections.
+        counting = getattr(self, "_counting", None)
+        if counting is not None:
+            counting.cancel()
         state = getattr(self, "state", None)
         if state is not None:
             state.close()

@@ -56,6 +56,7 @@ def local_ray(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LocalRay]:
         include_dashboard=False,
         _temp_dir=str(tmp / "r"),
         _node_ip_address="127.0.0.1",
+        _system_config={"worker_niceness": 0},  # as scripts/serve.py and cluster.yaml
     )
     port = free_port()
     serve.start(http_options={"host": "127.0.0.1", "port": port})

@@ -98,8 +98,7 @@ class JobOptions(BaseModel):
         default=None,
         ge=1,
         le=64,
-        description="At most this many speakers. Must not be below min_speakers "
-        "(400 otherwise).",
+        description="At most this many speakers. Must not be below min_speakers (400 otherwise).",
     )
     formats: tuple[OutputFormat, ...] = ("srt", "vtt", "json", "txt")
     prompt: str | None = Field(default=None, max_length=2000)

@@ -12,7 +12,6 @@ import time
 import wave
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +24,7 @@ from aisubs.queue.sqlite_store import SqliteJobStore
 from aisubs.runner import UPLOAD_SCHEME, JobExecutor
 from aisubs.settings import Settings
 from tests.observability.obs_support import FakeStages
+from tests.support.http import LocalServer, QuietHandler
 from tests.support.paths import JFK
 from tests.support.settings import QUICK_QUEUE, make_settings
 
@@ -42,16 +42,13 @@ def wav_of(seconds: float) -> bytes:
     return buf.getvalue()
 
 
-class SlowOrigin:
+class SlowOrigin(LocalServer):
     """Serves one WAV file, dripped out over ``seconds`` (a slow media host)."""
 
     def __init__(self, body: bytes, seconds: float) -> None:
         origin = self
 
-        class Handler(BaseHTTPRequestHandler):
-            def log_message(self, *args: object) -> None:
-                pass
-
+        class Handler(QuietHandler):
             def do_GET(self) -> None:
                 self.send_response(200)
                 self.send_header("Content-Length", str(len(body)))
@@ -64,14 +61,8 @@ class SlowOrigin:
                     time.sleep(origin.seconds / pieces)
 
         self.seconds = seconds
-        self.httpd = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.httpd.daemon_threads = True
-        threading.Thread(target=self.httpd.serve_forever, daemon=True).start()
-        self.url = f"http://127.0.0.1:{self.httpd.server_address[1]}/clip.wav"
-
-    def close(self) -> None:
-        self.httpd.shutdown()
-        self.httpd.server_close()
+        super().__init__(Handler)
+        self.url = f"{self.base_url}/clip.wav"
 
 
 @pytest.fixture
@@ -286,3 +277,75 @@ def test_results_live_under_the_attempt_and_leftovers_go(tmp_path: Path) -> None
     assert storage.list_keys(f"results/{job.id}") == [done.result["srt"]]
     executor.close()
     store.close()
+
+
+# ---------------------------------------------------------------- cancel mid-download
+class StalledOrigin(LocalServer):
+    """Sends headers and a few bytes, then nothing until it is closed."""
+
+    def __init__(self) -> None:
+        self.release = threading.Event()
+        self.gone = threading.Event()  # the client hung up
+        origin = self
+
+        class Handler(QuietHandler):
+            def do_GET(self) -> None:
+                self.send_response(200)
+                self.send_header("Content-Length", "10000000")
+                self.end_headers()
+                self.wfile.write(b"RIFF")
+                self.wfile.flush()
+                self.connection.settimeout(0.2)
+                while not origin.release.is_set():
+                    try:
+                        if self.connection.recv(1) == b"":
+                            break  # the client closed its side
+                    except TimeoutError:
+                        continue
+                    except OSError:
+                        break
+                origin.gone.set()
+
+        super().__init__(Handler)
+        self.url = f"{self.base_url}/stalled.wav"
+
+    def close(self) -> None:
+        self.release.set()
+        super().close()
+
+
+def test_cancelling_a_job_stops_its_download(tmp_path: Path) -> None:
+    origin = StalledOrigin()
+    settings = make_settings(
+        tmp_path,
+        queue={**QUICK_QUEUE, "lease_seconds": 30},
+        media={"allow_networks": ["127.0.0.1/32"], "fetch_timeout_s": 120},
+    )
+    store = open_store(settings)
+    store.submit("alice", origin.url, {"diarize": False})
+    (job,) = store.claim("dispatcher", 1)
+    executor = JobExecutor(
+        settings, store, Storage.from_settings(settings.media), FakeStages(), "runner-1"
+    )
+
+    async def scenario() -> tuple[str, float]:
+        run = asyncio.create_task(executor.run(job))
+        while (p := store.get(job.id).progress) is None or p.stage != "fetch":
+            await asyncio.sleep(0.05)
+        await asyncio.sleep(0.5)  # surely blocked reading the body
+        store.cancel(job.id, "alice")
+        outcome = await run
+        return outcome, time.monotonic()
+
+    try:
+        outcome, ended = asyncio.run(scenario())
+        assert outcome == "stopped"
+        assert store.get(job.id).state is JobState.CANCELLED
+        # The download thread let go of the connection: not fetch_timeout_s later.
+        assert origin.gone.wait(5), "the download kept running after the job was cancelled"
+        assert time.monotonic() - ended < 5
+        assert not [t for t in threading.enumerate() if t.name == "aisubs-fetch-watchdog"]
+    finally:
+        origin.close()
+        executor.close()
+        store.close()
