@@ -15,6 +15,7 @@ import sys
 import threading
 import time
 from pathlib import Path
+from typing import Any
 
 import typer
 
@@ -28,6 +29,20 @@ def real_gpu_count() -> int:
         return int(torch.cuda.device_count())
     except Exception:
         return 0
+
+
+def cpu_replica_cap(max_replicas: int) -> int | None:
+    """Model replicas per deployment that suit this machine's CPU, when lower than asked.
+
+    On the CPU each Transcriber replica already decodes two jobs with two threads each:
+    more replicas than one per two cores add no throughput, only contention (and the
+    start-up of every extra replica takes the cores the API needs). Not applied when the
+    operator set AISUBS_SERVE__MAX_REPLICAS.
+    """
+    if "AISUBS_SERVE__MAX_REPLICAS" in os.environ:
+        return None
+    cap = max(1, (os.cpu_count() or 2) // 2)
+    return cap if cap < max_replicas else None
 
 
 def main(
@@ -63,8 +78,17 @@ def main(
     from serve_app.app import build_app
 
     gpus = real_gpu_count()
+    overrides: dict[str, Any] = {}
     if gpus == 0:
         log.warning("no GPU visible: declaring %d fake GPUs; models run on the CPU", fake_gpus)
+        cap = cpu_replica_cap(settings.serve.max_replicas)
+        if cap is not None:
+            overrides = {"serve": {"max_replicas": cap}}
+            log.warning(
+                "models on the CPU: at most %d replica(s) per model deployment (one per two "
+                "cores; more would only contend); AISUBS_SERVE__MAX_REPLICAS overrides",
+                cap,
+            )
     if settings.asr.model == "base":
         log.warning(
             "ASR model: bundled Whisper base (offline default). Production uses 'small': "
@@ -89,7 +113,9 @@ def main(
     )
     try:
         serve.start(http_options={"host": settings.serve.host, "port": settings.serve.port})
-        serve.run(build_app(), name="aisubs", route_prefix="/", blocking=False)
+        serve.run(
+            build_app({"settings": overrides}), name="aisubs", route_prefix="/", blocking=False
+        )
         log.info(
             "AI-Subs ready on http://%s:%d in %.1f s (dashboard http://127.0.0.1:%d, "
             "metrics http://127.0.0.1:%d/metrics and http://%s:%d/metrics)",

@@ -3,8 +3,11 @@
 WAL lets readers run beside the single writer; every state change runs in a
 ``BEGIN IMMEDIATE`` transaction (the write lock is taken up front, so two claimers never
 both read the same queued row before one of them writes), and ``busy_timeout`` makes a
-waiting writer queue up instead of failing. Each thread gets its own connection; the
-``:memory:`` database (for quick unit tests) is one connection behind a lock.
+waiting writer queue up instead of failing. Connections are pooled: a transaction takes an
+idle one (or opens one) and gives it back, whatever thread it runs on. (One connection per
+thread opened a new one for every short-lived worker thread of a thread pool, and kept all
+of them open.) The ``:memory:`` database (for quick unit tests) is one connection behind a
+lock.
 """
 
 from __future__ import annotations
@@ -28,6 +31,8 @@ from aisubs.queue.sql_store import SqlJobStore
 from aisubs.settings import QueueSettings
 
 MEMORY = ":memory:"
+# Idle connections kept for reuse; more are opened while more transactions run at once.
+MAX_IDLE_CONNECTIONS = 16
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
@@ -80,9 +85,8 @@ class SqliteBackend(SqlBackend):
         self.path = str(path)
         self._busy_timeout_s = busy_timeout_s
         self._sql = queries("sqlite")
-        self._local = threading.local()
-        self._all: list[sqlite3.Connection] = []
-        self._all_lock = threading.Lock()
+        self._idle: list[sqlite3.Connection] = []
+        self._pool_lock = threading.Lock()
         self._memory_lock: threading.RLock | None = None
         self._closed = False
         if self.path == MEMORY:
@@ -102,7 +106,7 @@ class SqliteBackend(SqlBackend):
                 self.path,
                 timeout=self._busy_timeout_s,
                 isolation_level=None,  # we issue BEGIN/COMMIT ourselves
-                # Each thread keeps its own connection; close() may run on another thread.
+                # Pooled: used by one thread at a time, but not always the same one.
                 check_same_thread=False,
             )
             conn.row_factory = sqlite3.Row
@@ -113,49 +117,62 @@ class SqliteBackend(SqlBackend):
             conn.execute("PRAGMA foreign_keys = ON")
         except sqlite3.Error as exc:
             raise StoreUnavailable(f"cannot open SQLite store {self.path}: {exc}") from exc
-        with self._all_lock:
-            self._all.append(conn)
         return conn
 
-    def _conn(self) -> sqlite3.Connection:
+    @property
+    def idle_connections(self) -> int:
+        """Connections open and waiting in the pool."""
+        with self._pool_lock:
+            return len(self._idle)
+
+    @contextmanager
+    def connection(self) -> Iterator[sqlite3.Connection]:
+        """A connection for this thread's use until the block ends (then back to the pool)."""
         if self._closed:
             raise StoreUnavailable("the job store is closed")
-        if self.path == MEMORY:
-            return self._shared
-        conn: sqlite3.Connection | None = getattr(self._local, "conn", None)
+        if self._memory_lock is not None:
+            with self._memory_lock:
+                yield self._shared
+            return
+        with self._pool_lock:
+            conn = self._idle.pop() if self._idle else None
         if conn is None:
             conn = self._connect()
-            self._local.conn = conn
-        return conn
+        try:
+            yield conn
+        finally:
+            with self._pool_lock:
+                keep = not self._closed and len(self._idle) < MAX_IDLE_CONNECTIONS
+                if keep:
+                    self._idle.append(conn)
+            if not keep:
+                conn.close()
 
     @contextmanager
     def transaction(self, mode: TxMode, owner_lock: str | None = None) -> Iterator[_SqliteTx]:
         # BEGIN IMMEDIATE serializes all writers, which covers claim and owner locks.
-        conn = self._conn()
-        lock = self._memory_lock
-        if lock is not None:
-            lock.acquire()
-        try:
+        with self.connection() as conn:
             try:
-                conn.execute("BEGIN" if mode == "read" else "BEGIN IMMEDIATE")
+                try:
+                    conn.execute("BEGIN" if mode == "read" else "BEGIN IMMEDIATE")
+                except sqlite3.OperationalError as exc:
+                    raise StoreUnavailable(f"SQLite store {self.path} is busy: {exc}") from exc
+                try:
+                    yield _SqliteTx(conn, self._sql)
+                    conn.execute("COMMIT")
+                except BaseException:
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                    raise
             except sqlite3.OperationalError as exc:
-                raise StoreUnavailable(f"SQLite store {self.path} is busy: {exc}") from exc
-            try:
-                yield _SqliteTx(conn, self._sql)
-                conn.execute("COMMIT")
-            except BaseException:
-                if conn.in_transaction:
-                    conn.execute("ROLLBACK")
-                raise
-        except sqlite3.OperationalError as exc:
-            raise StoreUnavailable(f"SQLite store {self.path} failed: {exc}") from exc
-        finally:
-            if lock is not None:
-                lock.release()
+                raise StoreUnavailable(f"SQLite store {self.path} failed: {exc}") from exc
 
     def _migrate(self) -> None:
         """Apply migrations newer than ``PRAGMA user_version``, each in its own transaction."""
-        conn = self._conn()
+        with self.connection() as conn:
+            self._apply_migrations(conn)
+
+    def _apply_migrations(self, conn: sqlite3.Connection) -> None:
         for number, (_version, script) in enumerate(migrations("sqlite"), start=1):
             conn.execute("BEGIN IMMEDIATE")
             try:
@@ -170,12 +187,15 @@ class SqliteBackend(SqlBackend):
                 raise
 
     def schema_version(self) -> int:
-        return int(self._conn().execute("PRAGMA user_version").fetchone()[0])
+        with self.connection() as conn:
+            return int(conn.execute("PRAGMA user_version").fetchone()[0])
 
     def close(self) -> None:
-        self._closed = True
-        with self._all_lock:
-            conns, self._all = self._all, []
+        with self._pool_lock:
+            self._closed = True
+            conns, self._idle = self._idle, []
+        if self._memory_lock is not None:
+            conns.append(self._shared)
         for conn in conns:
             conn.close()
 

@@ -177,7 +177,8 @@ def _sqlite_harness() -> Harness:
 
     def owner_load(store: JobStore) -> dict[str, int]:
         assert isinstance(store, SqliteJobStore)
-        rows = store.backend._conn().execute("SELECT owner, running FROM owner_load").fetchall()
+        with store.backend.connection() as conn:
+            rows = conn.execute("SELECT owner, running FROM owner_load").fetchall()
         return {r[0]: r[1] for r in rows}
 
     return open_store, owner_load
