@@ -13,8 +13,9 @@ transaction to whichever server connection is free, so nothing may rely on sessi
 * every lock is transaction-scoped (``pg_advisory_xact_lock``), migrations included: each
   migration runs in one transaction that first takes the migration lock, then checks the
   tracking table ``aisubs_schema_migrations``, so processes starting together apply it once;
-* a store confined to a ``schema`` sets ``search_path`` per transaction (``SET LOCAL``)
-  instead of as a connection option, which a pooler refuses or ignores.
+* a store confined to a ``schema`` (tests, benchmarks) sets ``search_path`` per
+  transaction (``SET LOCAL``, one more round trip) instead of as a connection option,
+  which a pooler refuses or ignores; a direct connection keeps the connection option.
 
 ``StoreSettings.pooled`` says whether the DSN goes through such a pooler; ``None`` guesses
 from the DSN (port 6543 or a host name containing ``pooler``, as Supabase's pooler URLs do).
@@ -120,6 +121,8 @@ class PostgresBackend(SqlBackend):
         }
         if self.pooled:
             kwargs["prepare_threshold"] = None
+        elif schema is not None:  # one round trip less per transaction than SET LOCAL
+            kwargs["options"] = f"-c search_path={schema}"
         self._pool: ConnectionPool[Any] = ConnectionPool(
             dsn,
             min_size=store.pool_min_size,
@@ -145,7 +148,7 @@ class PostgresBackend(SqlBackend):
         try:
             with self._pool.connection() as conn, conn.transaction():
                 tx = _PgTx(conn, self._sql)
-                if self._search_path is not None:
+                if self.pooled and self._search_path is not None:
                     tx.execute(self._search_path)
                 if mode == "claim":
                     tx.execute(_LOCK, (self._claim_key,))

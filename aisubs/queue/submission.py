@@ -89,9 +89,6 @@ def submit(
                 retry_after=retry_after,
                 code="owner_queue_full",
             )
-        tags = tx.one("fair_tag", owner=owner, priority=prio)
-        assert tags is not None
-        fair_tag = max(int(tags["vtime"]), int(tags["next_queued"]), int(tags["next_running"]))
         job_id = uuid.uuid4()
         row = tx.one(
             "insert_job",
@@ -105,7 +102,6 @@ def submit(
             audio_duration_s=audio_duration_s,
             idempotency_key=idempotency_key,
             request_hash=digest,
-            fair_tag=fair_tag,
         )
         assert row is not None
         core.event(tx, job_id, EventKind.SUBMITTED, now, {"priority": prio})

@@ -71,3 +71,31 @@ def test_stores_starting_together_through_pgbouncer_migrate_once(
 )
 def test_pooled_dsns_are_recognized(dsn: str, pooled: bool) -> None:
     assert is_pooled_dsn(dsn) is pooled
+
+
+@pytest.mark.parametrize("through", ["direct", "pgbouncer"])
+def test_a_store_keeps_to_its_schema(
+    pg_dsn: str, request: pytest.FixtureRequest, through: str
+) -> None:
+    """Direct connections get the schema as a connection option, pooled ones per
+    transaction: either way nothing lands in another schema."""
+    import psycopg
+
+    schema = f"test_own_{uuid.uuid4().hex[:8]}"
+    dsn = pg_dsn if through == "direct" else request.getfixturevalue("pgbouncer").dsn
+    settings = StoreSettings(
+        backend="postgres", pool_min_size=1, pool_max_size=2, pooled=through == "pgbouncer"
+    )
+    store = PostgresJobStore(dsn, QueueSettings(), store_settings=settings, schema=schema)
+    try:
+        job = store.submit("alice", "u://mine")
+        with psycopg.connect(pg_dsn) as conn:
+            rows = conn.execute(
+                "SELECT table_schema FROM information_schema.tables WHERE table_name = 'jobs'"
+            ).fetchall()
+            here = conn.execute(f'SELECT id FROM "{schema}".jobs').fetchall()
+        assert ("public",) not in rows
+        assert here == [(job.id,)]
+    finally:
+        store.close()
+        drop_schema(pg_dsn, schema)

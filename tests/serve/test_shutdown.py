@@ -25,6 +25,10 @@ from tests.support.pgbouncer import pgbouncer_or_skip
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.postgres]
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
+# What the queue's migrations create; the Serve controller's backlog policy opens the store
+# of its own environment (the default DSN), so the test database gets them too.
+QUEUE_OBJECTS = ("aisubs_schema_migrations", "api_keys", "fair_clock", "job_events", "jobs",
+                 "owner_load", "queue_metrics")  # fmt: skip
 
 
 def test_replicas_close_their_store_connections_on_shutdown(
@@ -37,6 +41,8 @@ def test_replicas_close_their_store_connections_on_shutdown(
     db = f"aisubs_shutdown_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
+    with psycopg.connect(pg_dsn) as conn:
+        public_queue = conn.execute("SELECT to_regclass('public.jobs')").fetchone()[0]
     bouncer = pgbouncer_or_skip(tmp_path / "bouncer", dbname=db)
     app = f"shutdown-{uuid.uuid4().hex[:6]}"
     settings = {
@@ -71,3 +77,9 @@ def test_replicas_close_their_store_connections_on_shutdown(
         bouncer.stop()
         with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+        if public_queue is None:  # leave the test database as it was
+            with psycopg.connect(pg_dsn, autocommit=True) as conn:
+                tables = ", ".join(f"public.{t}" for t in QUEUE_OBJECTS)
+                conn.execute(f"DROP TABLE IF EXISTS {tables} CASCADE")
+                conn.execute("DROP TYPE IF EXISTS public.job_state")
+                conn.execute("DROP FUNCTION IF EXISTS public.jobs_track_owner_load()")

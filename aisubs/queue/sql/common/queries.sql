@@ -16,24 +16,22 @@ SELECT
     (SELECT COUNT(*) FROM jobs WHERE owner = :owner AND state = 'queued') AS owner_queued,
     (SELECT COUNT(*) FROM jobs WHERE state = 'queued') AS total_queued;
 
--- name: fair_tag
--- The tag a new job of this owner and priority gets: the priority's virtual time, or one
--- past the owner's last waiting or running tag there, whichever is later.
-SELECT
-    COALESCE((SELECT vtime FROM fair_clock WHERE priority = :priority), 0) AS vtime,
-    COALESCE((SELECT MAX(fair_tag) + 1 FROM jobs
-              WHERE owner = :owner AND state = 'queued' AND priority = :priority), 0)
-        AS next_queued,
-    COALESCE((SELECT MAX(fair_tag) + 1 FROM jobs
-              WHERE owner = :owner AND state = 'running' AND priority = :priority), 0)
-        AS next_running;
-
 -- name: insert_job
+-- The new job's fair_tag (aisubs.queue.claiming): the priority's virtual time, or one past
+-- the owner's last waiting or running tag there, whichever is later.
 INSERT INTO jobs (id, owner, source, options, priority, state, attempts, max_attempts,
                   not_before, audio_duration_s, created_at, updated_at, idempotency_key,
                   request_hash, fair_tag)
 VALUES (:id, :owner, :source, :options, :priority, 'queued', 0, :max_attempts,
-        :now, :audio_duration_s, :now, :now, :idempotency_key, :request_hash, :fair_tag)
+        :now, :audio_duration_s, :now, :now, :idempotency_key, :request_hash,
+        (SELECT COALESCE(MAX(t), 0) FROM (
+            SELECT vtime AS t FROM fair_clock WHERE priority = :priority
+            UNION ALL
+            SELECT MAX(fair_tag) + 1 FROM jobs
+            WHERE owner = :owner AND state = 'queued' AND priority = :priority
+            UNION ALL
+            SELECT MAX(fair_tag) + 1 FROM jobs
+            WHERE owner = :owner AND state = 'running' AND priority = :priority) AS tags))
 RETURNING *;
 
 -- name: insert_event
