@@ -49,6 +49,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Any
@@ -196,31 +197,39 @@ class PgBouncer:
         return f"<PgBouncer {self.dsn} pid={self.process.pid} {state}>"
 
 
-def write_config(
-    workdir: Path,
-    *,
-    port: int,
-    upstream_host: str = "127.0.0.1",
-    upstream_port: int = 5432,
-    dbname: str = "test",
-    user: str = "postgres",
-    pool_size: int = 20,
-    max_client_conn: int = 200,
-    search_path: str | None = None,
-    ignore_startup_parameters: Sequence[str] = DEFAULT_IGNORED_STARTUP_PARAMETERS,
-) -> Path:
+@dataclass(frozen=True)
+class BouncerConfig:
+    """What a test PgBouncer serves and how; one place for the options of both functions.
+
+    ``dbname`` is served under the same name and reached as ``user`` (trust auth on both
+    sides). ``pool_size`` is the number of server connections it opens at most (per
+    user/database pair); ``max_client_conn`` the number of client connections it accepts.
+    ``search_path``: every server connection runs ``SET search_path TO <search_path>`` first.
+    """
+
+    upstream_host: str = "127.0.0.1"
+    upstream_port: int = 5432
+    dbname: str = "test"
+    user: str = "postgres"
+    pool_size: int = 20
+    max_client_conn: int = 200
+    search_path: str | None = None
+    ignore_startup_parameters: Sequence[str] = DEFAULT_IGNORED_STARTUP_PARAMETERS
+
+
+def write_config(workdir: Path, *, port: int, config: BouncerConfig) -> Path:
     """Write ``pgbouncer.ini`` and ``userlist.txt`` into ``workdir``; return the ini's path."""
     workdir.mkdir(parents=True, exist_ok=True)
-    target = f"host={upstream_host} port={upstream_port} dbname={dbname}"
-    if search_path is not None:
-        target += " connect_query=" + _quote(f"SET search_path TO {search_path}")
+    target = f"host={config.upstream_host} port={config.upstream_port} dbname={config.dbname}"
+    if config.search_path is not None:
+        target += " connect_query=" + _quote(f"SET search_path TO {config.search_path}")
     ini = workdir / "pgbouncer.ini"
     userlist = workdir / "userlist.txt"
     # auth_type = trust still needs the user in auth_file; the password is not checked.
-    userlist.write_text(f'"{user}" ""\n')
+    userlist.write_text(f'"{config.user}" ""\n')
     lines = [
         "[databases]",
-        f"{dbname} = {target}",
+        f"{config.dbname} = {target}",
         "",
         "[pgbouncer]",
         "listen_addr = 127.0.0.1",
@@ -228,13 +237,13 @@ def write_config(
         "unix_socket_dir =",
         "auth_type = trust",
         f"auth_file = {userlist}",
-        f"admin_users = {user}",
+        f"admin_users = {config.user}",
         "pool_mode = transaction",
-        f"default_pool_size = {pool_size}",
+        f"default_pool_size = {config.pool_size}",
         "min_pool_size = 0",
         "reserve_pool_size = 0",
-        f"max_client_conn = {max_client_conn}",
-        f"ignore_startup_parameters = {','.join(ignore_startup_parameters)}",
+        f"max_client_conn = {config.max_client_conn}",
+        f"ignore_startup_parameters = {','.join(config.ignore_startup_parameters)}",
         # A test waiting for a server connection fails within seconds instead of hanging.
         "query_wait_timeout = 30",
         "server_connect_timeout = 5",
@@ -268,26 +277,15 @@ def _wait_ready(bouncer: PgBouncer, timeout: float) -> None:
 
 
 def start_pgbouncer(
-    workdir: Path,
-    *,
-    upstream_host: str = "127.0.0.1",
-    upstream_port: int = 5432,
-    dbname: str = "test",
-    user: str = "postgres",
-    pool_size: int = 20,
-    max_client_conn: int = 200,
-    search_path: str | None = None,
-    ignore_startup_parameters: Sequence[str] = DEFAULT_IGNORED_STARTUP_PARAMETERS,
-    timeout: float = 15.0,
+    workdir: Path, config: BouncerConfig | None = None, *, timeout: float = 15.0, **options: Any
 ) -> PgBouncer:
-    """Start a PgBouncer (transaction pooling) in front of ``upstream_host:upstream_port``.
+    """Start a PgBouncer (transaction pooling) in front of the test PostgreSQL.
 
-    ``dbname`` is served under the same name and reached as ``user`` (trust auth on both
-    sides). ``pool_size`` is the number of server connections it opens at most (per
-    user/database pair); ``max_client_conn`` the number of client connections it accepts.
-    ``search_path``: every server connection runs ``SET search_path TO <search_path>`` first.
-    Raises ``RuntimeError`` (with PgBouncer's log) when it does not serve within ``timeout``.
+    ``options`` are fields of :class:`BouncerConfig` (``pool_size=2``), applied over
+    ``config``. Raises ``RuntimeError`` (with PgBouncer's log) when it does not serve within
+    ``timeout``.
     """
+    config = replace(config or BouncerConfig(), **options)
     binary = find_pgbouncer()
     if binary is None:
         raise FileNotFoundError("pgbouncer is not installed (make pgbouncer)")
@@ -295,18 +293,7 @@ def start_pgbouncer(
     run_as = _run_as_user()
     for attempt in range(3):  # the free port may be taken before PgBouncer binds it
         port = _free_port()
-        ini = write_config(
-            workdir,
-            port=port,
-            upstream_host=upstream_host,
-            upstream_port=upstream_port,
-            dbname=dbname,
-            user=user,
-            pool_size=pool_size,
-            max_client_conn=max_client_conn,
-            search_path=search_path,
-            ignore_startup_parameters=ignore_startup_parameters,
-        )
+        ini = write_config(workdir, port=port, config=config)
         log_path = workdir / "pgbouncer.log"
         log = open(log_path, "ab")  # noqa: SIM115 - owned by the PgBouncer object
         command = [binary]
@@ -332,8 +319,8 @@ def start_pgbouncer(
             log=log,
             workdir=workdir,
             port=port,
-            dbname=dbname,
-            user=user,
+            dbname=config.dbname,
+            user=config.user,
         )
         try:
             _wait_ready(bouncer, timeout)
