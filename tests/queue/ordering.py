@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from uuid import UUID
 
 from aisubs.queue.clock import ManualClock
-from aisubs.queue.models import JobState
+from aisubs.queue.models import Job, JobState
 from aisubs.queue.store import JobStore
+
+StoreFactory = Callable[..., JobStore]  # the make_store fixture
 
 # Long enough for every retry wait of the test queues to pass.
 PAST_EVERY_WAIT_S = 100_000
@@ -38,3 +41,10 @@ def drain_one_at_a_time(store: JobStore, clock: ManualClock, owners: list[str]) 
                     store.complete(job_id, job.lease_token or "", {}, compute_seconds=1)
             clock.advance(PAST_EVERY_WAIT_S)
     return order
+
+
+def claim_one(store: JobStore, worker: str = "w1") -> Job:
+    """Claim exactly one job (the test fails when there is none)."""
+    jobs = store.claim(worker, 1)
+    assert len(jobs) == 1, jobs
+    return jobs[0]
