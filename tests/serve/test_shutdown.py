@@ -25,10 +25,20 @@ from tests.support.pgbouncer import pgbouncer_or_skip
 pytestmark = [pytest.mark.slow, pytest.mark.ray, pytest.mark.postgres]
 
 ADMIN_DSN = "postgresql://postgres@127.0.0.1:5432/postgres"
-# What the queue's migrations create; the Serve controller's backlog policy opens the store
-# of its own environment (the default DSN), so the test database gets them too.
-QUEUE_OBJECTS = ("aisubs_schema_migrations", "api_keys", "fair_clock", "job_events", "jobs",
-                 "owner_load", "queue_metrics")  # fmt: skip
+# What lives in the test database's public schema, by kind, in the order it can be dropped.
+PUBLIC_OBJECTS = [
+    ("TABLE", "SELECT quote_ident(tablename) FROM pg_tables WHERE schemaname = 'public'"),
+    ("FUNCTION", "SELECT p.oid::regprocedure::text FROM pg_proc p"
+                 " JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'"),
+    ("TYPE", "SELECT quote_ident(t.typname) FROM pg_type t"
+             " JOIN pg_namespace n ON n.oid = t.typnamespace"
+             " WHERE n.nspname = 'public' AND t.typtype = 'e'"),
+]  # fmt: skip
+
+
+def public_objects(dsn: str) -> list[tuple[str, str]]:
+    with psycopg.connect(dsn) as conn:
+        return [(kind, row[0]) for kind, query in PUBLIC_OBJECTS for row in conn.execute(query)]
 
 
 def test_replicas_close_their_store_connections_on_shutdown(
@@ -41,8 +51,9 @@ def test_replicas_close_their_store_connections_on_shutdown(
     db = f"aisubs_shutdown_{uuid.uuid4().hex[:8]}"
     with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
-    with psycopg.connect(pg_dsn) as conn:
-        public_queue = conn.execute("SELECT to_regclass('public.jobs')").fetchone()[0]
+    # The Serve controller's backlog policy opens the store of its own environment (the
+    # default DSN), so the queue's migrations land in the test database too: undone below.
+    public_before = set(public_objects(pg_dsn))
     bouncer = pgbouncer_or_skip(tmp_path / "bouncer", dbname=db)
     app = f"shutdown-{uuid.uuid4().hex[:6]}"
     settings = {
@@ -77,9 +88,8 @@ def test_replicas_close_their_store_connections_on_shutdown(
         bouncer.stop()
         with psycopg.connect(ADMIN_DSN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-        if public_queue is None:  # leave the test database as it was
-            with psycopg.connect(pg_dsn, autocommit=True) as conn:
-                tables = ", ".join(f"public.{t}" for t in QUEUE_OBJECTS)
-                conn.execute(f"DROP TABLE IF EXISTS {tables} CASCADE")
-                conn.execute("DROP TYPE IF EXISTS public.job_state")
-                conn.execute("DROP FUNCTION IF EXISTS public.jobs_track_owner_load()")
+        created = [o for o in public_objects(pg_dsn) if o not in public_before]
+        with psycopg.connect(pg_dsn, autocommit=True) as conn:
+            for kind, name in created:  # leave the test database as it was
+                qualified = name if kind == "FUNCTION" else f"public.{name}"
+                conn.execute(f"DROP {kind} IF EXISTS {qualified} CASCADE")

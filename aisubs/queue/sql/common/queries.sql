@@ -19,6 +19,7 @@ SELECT
 -- name: insert_job
 -- The new job's fair_tag (aisubs.queue.claiming): the priority's virtual time, or one past
 -- the owner's last waiting or running tag there, whichever is later.
+-- One MAX per state, not state IN (...): each is a single lookup at the end of jobs_owner_state.
 INSERT INTO jobs (id, owner, source, options, priority, state, attempts, max_attempts,
                   not_before, audio_duration_s, created_at, updated_at, idempotency_key,
                   request_hash, fair_tag)
