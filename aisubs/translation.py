@@ -10,18 +10,16 @@ plugs in by implementing :class:`Translator` and returning a transcript in the s
 from __future__ import annotations
 
 from bisect import bisect_right
-from collections.abc import Callable
 from dataclasses import replace
 from typing import Protocol
 
 import numpy as np
 
 from aisubs.asr.base import ASREngine, ASROptions
+from aisubs.audio import CancelCheck
 from aisubs.errors import InvalidRequest
 from aisubs.subtitles.text import join_words
 from aisubs.transcript import Segment, Transcript
-
-CancelCheck = Callable[[], bool]
 
 WHISPER_TARGETS = frozenset({"en"})
 

@@ -8,19 +8,18 @@ so a request can override a few fields without knowing the rest.
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass, replace
 from typing import Literal, Protocol, runtime_checkable
 
 import numpy as np
 
-from aisubs.errors import Cancelled, InvalidRequest
+from aisubs.audio import CancelCheck, FractionProgress
+from aisubs.audio import raise_if_cancelled as _raise_if_cancelled
+from aisubs.errors import InvalidRequest
 from aisubs.settings import ASRSettings
 from aisubs.transcript import Transcript
 
 Task = Literal["transcribe", "translate"]
-ProgressCallback = Callable[[float], None]
-CancelCheck = Callable[[], bool]
 
 
 @dataclass(frozen=True, slots=True)
@@ -100,7 +99,7 @@ class ASREngine(Protocol):
         self,
         audio: np.ndarray,
         options: ASROptions,
-        progress: ProgressCallback | None = None,
+        progress: FractionProgress | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> Transcript:
         """Recognise 16 kHz mono float32 ``audio``.
@@ -122,5 +121,4 @@ def check_audio(audio: np.ndarray) -> np.ndarray:
 
 
 def raise_if_cancelled(should_cancel: CancelCheck | None) -> None:
-    if should_cancel is not None and should_cancel():
-        raise Cancelled("transcription cancelled")
+    _raise_if_cancelled(should_cancel, "transcription")

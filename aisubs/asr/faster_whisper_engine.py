@@ -26,7 +26,7 @@ import numpy as np
 from aisubs.asr.base import (
     ASROptions,
     CancelCheck,
-    ProgressCallback,
+    FractionProgress,
     check_audio,
     raise_if_cancelled,
 )
@@ -166,7 +166,7 @@ class FasterWhisperEngine:
         self,
         audio: np.ndarray,
         options: ASROptions,
-        progress: ProgressCallback | None = None,
+        progress: FractionProgress | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> Transcript:
         audio = check_audio(audio)

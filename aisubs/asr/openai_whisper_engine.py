@@ -26,7 +26,7 @@ import numpy as np
 from aisubs.asr.base import (
     ASROptions,
     CancelCheck,
-    ProgressCallback,
+    FractionProgress,
     check_audio,
     raise_if_cancelled,
 )
@@ -180,7 +180,7 @@ class OpenAIWhisperEngine:
         self,
         audio: np.ndarray,
         options: ASROptions,
-        progress: ProgressCallback | None = None,
+        progress: FractionProgress | None = None,
         should_cancel: CancelCheck | None = None,
     ) -> Transcript:
         import torch

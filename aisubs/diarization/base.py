@@ -7,17 +7,15 @@ Callers (the Diarizer deployment, the job runner, the evaluation script) only kn
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-from aisubs.errors import Cancelled, InvalidRequest
+from aisubs.audio import CancelCheck
+from aisubs.errors import InvalidRequest
 from aisubs.transcript import SpeakerTurn
-
-SAMPLE_RATE = 16_000
-CancelCheck = Callable[[], bool]
 
 
 @runtime_checkable
@@ -106,12 +104,6 @@ def validate_audio(audio: np.ndarray) -> np.ndarray:
     if not all(np.isfinite(array[i : i + step]).all() for i in range(0, len(array), step)):
         raise InvalidRequest("audio contains NaN or infinite samples")
     return array
-
-
-def check_cancel(should_cancel: CancelCheck | None) -> None:
-    """Raise :class:`Cancelled` when the caller asked us to stop."""
-    if should_cancel is not None and should_cancel():
-        raise Cancelled("diarization cancelled")
 
 
 def speaker_label(index: int) -> str:

@@ -34,20 +34,14 @@ import threading
 import numpy as np
 import torch
 
-from aisubs.diarization.base import (
-    SAMPLE_RATE,
-    CancelCheck,
-    canonical_turns,
-    check_cancel,
-    resolve_speaker_bounds,
-    validate_audio,
-)
+from aisubs.audio import SAMPLE_RATE, CancelCheck, raise_if_cancelled
+from aisubs.diarization.base import canonical_turns, resolve_speaker_bounds, validate_audio
 from aisubs.diarization.clustering import ClusteringOptions, cluster_embeddings
 from aisubs.diarization.embedding import ResemblyzerEmbedder, WindowOptions, smooth_embeddings
 from aisubs.diarization.turns import FRAME_S, frame_labels, labels_to_turns, smooth_labels
-from aisubs.diarization.vad import SileroVAD, VADOptions
 from aisubs.settings import DiarizationSettings
 from aisubs.transcript import SpeakerTurn
+from aisubs.vad import SileroVAD, VADOptions
 
 
 def resolve_device(device: str) -> str:
@@ -102,12 +96,12 @@ class EmbeddedDiarizer:
         samples = validate_audio(audio)
         duration = len(samples) / SAMPLE_RATE
         with self._lock:
-            check_cancel(should_cancel)
+            raise_if_cancelled(should_cancel, "diarization")
             regions = self.vad.speech_regions(samples, should_cancel)
             if not regions:
                 return []
             windows = self.embedder.embed(samples, regions, should_cancel)
-        check_cancel(should_cancel)
+        raise_if_cancelled(should_cancel, "diarization")
         if len(windows) == 0:
             # Speech too short to embed: one voice is the only honest answer.
             return canonical_turns((s, e, 0) for s, e in regions)

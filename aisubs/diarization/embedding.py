@@ -16,7 +16,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from aisubs.diarization.base import SAMPLE_RATE, CancelCheck, check_cancel
+from aisubs.audio import SAMPLE_RATE, CancelCheck, raise_if_cancelled
 
 EMBEDDING_DIM = 256
 
@@ -125,7 +125,7 @@ class ResemblyzerEmbedder:
             a = round(start * SAMPLE_RATE)
             b = round(end * SAMPLE_RATE)
             if span_start < 0 or b > span_start + len(span_mel) * self.HOP:
-                check_cancel(should_cancel)
+                raise_if_cancelled(should_cancel, "diarization")
                 span_start = a
                 span_end = max(b, min(len(audio), a + int(self.SPAN_S * SAMPLE_RATE)))
                 span_mel = self._mel(audio[span_start:span_end])
@@ -136,10 +136,10 @@ class ResemblyzerEmbedder:
             mel = mel * np.float32(target_power / max(power, 1e-16))
             pending.setdefault(mel.shape[0], []).append((index, mel))
             if len(pending[mel.shape[0]]) >= self.options.batch_size:
-                check_cancel(should_cancel)
+                raise_if_cancelled(should_cancel, "diarization")
                 flush(mel.shape[0])
         for n_frames in list(pending):
-            check_cancel(should_cancel)
+            raise_if_cancelled(should_cancel, "diarization")
             flush(n_frames)
         starts = np.array([b[0] for b in bounds], dtype=np.float64)
         ends = np.array([b[1] for b in bounds], dtype=np.float64)

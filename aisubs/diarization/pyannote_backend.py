@@ -18,14 +18,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from aisubs.diarization.base import (
-    SAMPLE_RATE,
-    CancelCheck,
-    canonical_turns,
-    check_cancel,
-    resolve_speaker_bounds,
-    validate_audio,
-)
+from aisubs.audio import SAMPLE_RATE, CancelCheck, raise_if_cancelled
+from aisubs.diarization.base import canonical_turns, resolve_speaker_bounds, validate_audio
 from aisubs.diarization.torchaudio_compat import import_torchaudio
 from aisubs.errors import Cancelled, ModelError, ModelNotFound
 from aisubs.settings import DiarizationSettings
@@ -94,13 +88,14 @@ class PyannoteDiarizer:
             num_speakers, min_speakers, max_speakers, default_max=self.settings.max_speakers
         )
         samples = validate_audio(audio)
-        check_cancel(should_cancel)
+        raise_if_cancelled(should_cancel, "diarization")
         if len(samples) == 0:
             return []
         waveform = {"waveform": torch.from_numpy(samples)[None, :], "sample_rate": SAMPLE_RATE}
 
         def hook(*_args: Any, **_kwargs: Any) -> None:
-            check_cancel(should_cancel)  # pyannote calls this between steps and batches
+            # pyannote calls this between steps and batches
+            raise_if_cancelled(should_cancel, "diarization")
 
         kwargs: dict[str, Any] = {"hook": hook}
         if bounds.fixed is not None:

@@ -24,6 +24,7 @@ import av
 import av.audio.stream
 import numpy as np
 
+from aisubs.audio import SAMPLE_RATE
 from aisubs.errors import (
     EmptyMedia,
     MediaTooLarge,
@@ -34,9 +35,6 @@ from aisubs.errors import (
 from aisubs.settings import MediaSettings
 
 log = logging.getLogger(__name__)
-
-SAMPLE_RATE = 16_000
-"""Sample rate of every decoded array (what Whisper, Silero VAD and Resemblyzer expect)."""
 
 MediaSource = str | os.PathLike[str] | BinaryIO
 

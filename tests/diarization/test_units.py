@@ -16,9 +16,9 @@ from aisubs.diarization.clustering import ClusteringOptions, cluster_embeddings
 from aisubs.diarization.embedding import WindowEmbeddings, WindowOptions, window_bounds
 from aisubs.diarization.scoring import der, der_components, pooled_der
 from aisubs.diarization.turns import frame_labels, labels_to_turns, smooth_labels
-from aisubs.diarization.vad import loudness_gain
 from aisubs.errors import InvalidRequest
 from aisubs.transcript import SpeakerTurn
+from aisubs.vad import loudness_gain
 
 
 # ---------------------------------------------------------------- hints

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from aisubs.diarization.base import SAMPLE_RATE, CancelCheck, check_cancel
+from aisubs.audio import SAMPLE_RATE, CancelCheck, raise_if_cancelled
 
 VAD_FRAME = 512  # samples per Silero probability at 16 kHz
 _VAD_BLOCK_FRAMES = 1875  # 60 s per model call
@@ -83,7 +83,7 @@ class SileroVAD:
         with self._lock, torch.inference_mode():
             self._model.reset_states()
             for start in range(0, len(audio), step):
-                check_cancel(should_cancel)
+                raise_if_cancelled(should_cancel, "voice activity detection")
                 chunk = audio[start : start + step] * np.float32(gain)
                 if len(chunk) < VAD_FRAME:
                     # Silero rejects a final block shorter than one frame; pad it (its
