@@ -99,6 +99,12 @@ class ASRSettings(BaseModel):
     compute_type: str = "auto"  # int8 on CPU, float16 on GPU when "auto"
     cpu_threads: int = Field(2, ge=0)
     beam_size: int = Field(5, ge=1)
+    # "windows": VAD speech regions cut into windows of at most window_s, decoded in batches
+    # and each checked (no words, repetition loop) and re-decoded with fallbacks; what stays
+    # empty is reported as an uncertain region. "sequential": the engine's own long-form
+    # decoding (kept as an option; it skipped whole stretches of speech on real recordings).
+    decoding: Literal["windows", "sequential"] = "windows"
+    window_s: float = Field(30.0, ge=5, le=30)
     vad_filter: bool = True
     word_timestamps: bool = True
     batched: bool = False

@@ -4,7 +4,9 @@ ASR produces :class:`Segment` lists with :class:`Word` timings, diarization prod
 :class:`SpeakerTurn` lists, attribution joins them, and the subtitle writers read the
 result. The JSON form (:meth:`Transcript.to_json_dict`) is the public contract:
 ``{"language", "duration", "speakers", "segments": [{"start", "end", "speaker", "text",
-"words": [{"start", "end", "word", "speaker", "probability"}]}]}`` with seconds as numbers.
+["language", "language_probability",] "words": [{"start", "end", "word", "speaker",
+"probability"}]}], "uncertain": [{"start", "end", "reason"}]}`` with seconds as numbers;
+a segment carries its own language only when languages were detected per window.
 """
 
 from __future__ import annotations
@@ -32,6 +34,9 @@ class Segment:
     text: str
     words: tuple[Word, ...] = ()
     speaker: str | None = None
+    # The language this segment was recognised in, when detected per window.
+    language: str | None = None
+    language_probability: float | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -45,12 +50,26 @@ class SpeakerTurn:
         return self.end - self.start
 
 
+@dataclass(frozen=True, slots=True)
+class UncertainRegion:
+    """Speech the recogniser could not turn into words even after every fallback.
+
+    Reported instead of silently dropped, so a reader (or a human editor) knows where the
+    subtitles may have a hole. ``reason`` is a short code such as ``no_words``.
+    """
+
+    start: float
+    end: float
+    reason: str
+
+
 @dataclass(slots=True)
 class Transcript:
     language: str | None
     duration: float
     segments: list[Segment] = field(default_factory=list)
     language_probability: float | None = None
+    uncertain: list[UncertainRegion] = field(default_factory=list)
 
     @property
     def speakers(self) -> list[str]:
@@ -79,6 +98,14 @@ class Transcript:
                     "end": round(s.end, 3),
                     "speaker": s.speaker,
                     "text": s.text.strip(),
+                    **(
+                        {
+                            "language": s.language,
+                            "language_probability": _round(s.language_probability, 4),
+                        }
+                        if s.language is not None
+                        else {}
+                    ),
                     "words": [
                         {
                             "start": round(w.start, 3),
@@ -92,6 +119,10 @@ class Transcript:
                 }
                 for s in self.segments
             ],
+            "uncertain": [
+                {"start": round(u.start, 3), "end": round(u.end, 3), "reason": u.reason}
+                for u in self.uncertain
+            ],
         }
 
     @classmethod
@@ -102,6 +133,8 @@ class Transcript:
                 end=float(s["end"]),
                 text=str(s["text"]),
                 speaker=s.get("speaker"),
+                language=s.get("language"),
+                language_probability=s.get("language_probability"),
                 words=tuple(
                     Word(
                         start=float(w["start"]),
@@ -120,4 +153,12 @@ class Transcript:
             duration=float(data.get("duration", 0.0)),
             segments=segments,
             language_probability=data.get("language_probability"),
+            uncertain=[
+                UncertainRegion(float(u["start"]), float(u["end"]), str(u.get("reason", "")))
+                for u in data.get("uncertain", [])
+            ],
         )
+
+
+def _round(value: float | None, digits: int) -> float | None:
+    return None if value is None else round(value, digits)

@@ -27,6 +27,9 @@ class ASROptions:
     """What to recognise and how; one object per request.
 
     language: ISO code such as "en"; None detects it (and reports its probability).
+    language_per_window: with ``language`` None, detect per window instead of once.
+    decoding: "windows" (VAD-first, checked and re-decoded) or "sequential" (long-form).
+    window_s: the longest window of speech decoded in one pass.
     task: "transcribe" keeps the spoken language, "translate" outputs English.
     initial_prompt: text that primes vocabulary and style for the first window.
     hotwords: words or phrases to favour (names, jargon), comma or space separated.
@@ -46,10 +49,15 @@ class ASROptions:
     """
 
     language: str | None = None
+    # Detect the language of every window (a file that switches language mid-way); the
+    # segments then carry their own language. Off: detect once from the first speech.
+    language_per_window: bool = False
     task: Task = "transcribe"
     initial_prompt: str | None = None
     hotwords: str | None = None
     beam_size: int = 5
+    decoding: Literal["windows", "sequential"] = "windows"
+    window_s: float = 30.0
     vad_filter: bool = True
     word_timestamps: bool = True
     batched: bool = False
@@ -77,6 +85,8 @@ class ASROptions:
         """Defaults from settings, then per-request overrides."""
         base = cls(
             beam_size=settings.beam_size,
+            decoding=settings.decoding,
+            window_s=settings.window_s,
             vad_filter=settings.vad_filter,
             word_timestamps=settings.word_timestamps,
             batched=settings.batched,
